@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { GraphBuilder } from '../onnx/graph.js';
+import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
+import { openCheckpoint } from '../weights/index.js';
+import type { GPTNeoConfig } from './config.js';
+import { buildGPTNeoGraph } from './gpt-neo.js';
+import { checkpointParameters, type WeightFormat } from './parameters.js';
+
+/** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
+const GRAPH_FORMAT_VERSION = 1;
+
+/** Where converted models live: $GPT_NEO_CACHE, else next to the Hugging Face cache. */
+export function conversionCacheDir(): string {
+  if (process.env.GPT_NEO_CACHE) return path.join(process.env.GPT_NEO_CACHE, 'onnx');
+  const hfHome = process.env.HF_HOME ?? path.join(os.homedir(), '.cache', 'huggingface');
+  return path.join(hfHome, 'gpt-neo', 'onnx');
+}
+
+/**
+ * Returns the path of an ONNX model for (checkpoint, weight format), converting the checkpoint on first use.
+ * The cache key covers the checkpoint's content, the config and the format, so an edited checkpoint or a
+ * new graph version converts again.
+ */
+export async function prepareOnnxModel(folder: string, config: GPTNeoConfig, format: WeightFormat): Promise<string> {
+  const checkpoint = await openCheckpoint(folder);
+  try {
+    const key = createHash('sha256')
+      .update(JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, weights: checkpoint.contentKey, config }))
+      .digest('hex')
+      .slice(0, 32);
+    const target = path.join(conversionCacheDir(), `${path.basename(path.resolve(folder))}-${format}-${key}`);
+    const modelPath = path.join(target, MODEL_FILE);
+    if (existsSync(modelPath)) return modelPath;
+
+    const graph = new GraphBuilder();
+    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, folder));
+    await writeOnnxModel(graph, target, `Converting ${path.basename(folder)} to ${format}`);
+    return modelPath;
+  } finally {
+    await checkpoint.close();
+  }
+}

@@ -1,0 +1,102 @@
+// GPT-Neo as an ONNX graph, read top to bottom like the architecture:
+// config -> embeddings -> blocks (attention, MLP) -> final LayerNorm -> tied LM head.
+// Everything is 2-D [tokens, hidden] except inside attention, where [batch, heads, seq, head_dim] is needed.
+import type { GraphBuilder } from '../onnx/graph.js';
+import type { GPTNeoConfig } from './config.js';
+
+/** Where the graph gets its parameters from: exact tensors, and linear layers in the chosen weight format. */
+export interface ParameterSource {
+  /** A float32 parameter by its Hugging Face name. */
+  tensor(name: string, shape: number[]): string;
+  /**
+   * y = x W^T + b for a Hugging Face nn.Linear named `name` (weight [out, in]); x is [tokens, in].
+   * `lm_head` resolves to `transformer.wte.weight` when the embeddings are tied.
+   */
+  linear(x: string, name: string, outFeatures: number, inFeatures: number, bias: boolean): string;
+}
+
+/** Graph inputs and outputs, named once here and used by the runtime. */
+export const IO = {
+  inputIds: 'input_ids',
+  positionIds: 'position_ids',
+  /** Which rows of [batch * seq] get logits (all for scoring, the last of each row for generation). */
+  logitRows: 'logit_rows',
+  attentionBias: (kind: 'global' | 'local') => `attention_bias_${kind}`,
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  presentKey: (layer: number) => `present_key.${layer}`,
+  presentValue: (layer: number) => `present_value.${layer}`,
+  logits: 'logits',
+} as const;
+
+export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: ParameterSource): void {
+  const { hidden_size: C, num_heads: H, vocab_size: V, max_position_embeddings: P } = config;
+  const D = C / H;
+
+  // ---- inputs
+  const inputIds = g.input(IO.inputIds, 'int64', ['batch', 'seq']);
+  const positionIds = g.input(IO.positionIds, 'int64', ['batch', 'seq']);
+  const logitRows = g.input(IO.logitRows, 'int64', ['rows']);
+  // Additive masks [batch, 1, seq, past + seq] (0 or float32 min) encode causality, the local window and padding.
+  const bias = Object.fromEntries(
+    [...new Set(config.attention_layers)].map((kind) => [
+      kind,
+      g.input(IO.attentionBias(kind), 'float32', ['batch', 1, 'seq', 'total']),
+    ]),
+  ) as Record<'global' | 'local', string>;
+
+  // [batch, seq, heads, head_dim] as a runtime shape, for splitting [tokens, hidden] into heads.
+  const headsShape = g.node('Concat', [g.node('Shape', [inputIds]), g.constInt64([H, D])], { axis: 0 });
+  const tokensShape = g.constInt64([-1, C]);
+
+  // ---- embeddings: h = wte[input_ids] + wpe[position_ids]
+  const wte = params.tensor('transformer.wte.weight', [V, C]);
+  const wpe = params.tensor('transformer.wpe.weight', [P, C]);
+  let h = g.node('Add', [g.node('Gather', [wte, inputIds]), g.node('Gather', [wpe, positionIds])]);
+  h = g.node('Reshape', [h, tokensShape]);
+
+  const layerNorm = (x: string, name: string) =>
+    g.node('LayerNormalization', [x, params.tensor(`${name}.weight`, [C]), params.tensor(`${name}.bias`, [C])], {
+      axis: -1,
+      epsilon: { float: config.layer_norm_epsilon },
+    });
+
+  const splitHeads = (x: string) => g.node('Transpose', [g.node('Reshape', [x, headsShape])], { perm: [0, 2, 1, 3] });
+
+  // ---- attention: q k^T with NO 1/sqrt(head_dim) scaling, float32 softmax, past keys kept in the cache
+  const attention = (x: string, layer: number): string => {
+    const name = `transformer.h.${layer}.attn.attention`;
+    const q = splitHeads(params.linear(x, `${name}.q_proj`, C, C, false));
+    const newK = splitHeads(params.linear(x, `${name}.k_proj`, C, C, false));
+    const newV = splitHeads(params.linear(x, `${name}.v_proj`, C, C, false));
+    const pastK = g.input(IO.pastKey(layer), 'float32', ['batch', H, 'past', D]);
+    const pastV = g.input(IO.pastValue(layer), 'float32', ['batch', H, 'past', D]);
+    const k = g.node('Concat', [pastK, newK], { axis: 2 });
+    const v = g.node('Concat', [pastV, newV], { axis: 2 });
+    g.output(k, IO.presentKey(layer), 'float32', ['batch', H, 'total', D]);
+    g.output(v, IO.presentValue(layer), 'float32', ['batch', H, 'total', D]);
+
+    const scores = g.node('MatMul', [q, g.node('Transpose', [k], { perm: [0, 1, 3, 2] })]);
+    const probs = g.node('Softmax', [g.node('Add', [scores, bias[config.attention_layers[layer]!]])], { axis: -1 });
+    const context = g.node('Transpose', [g.node('MatMul', [probs, v])], { perm: [0, 2, 1, 3] });
+    return params.linear(g.node('Reshape', [context, tokensShape]), `${name}.out_proj`, C, C, true);
+  };
+
+  // ---- MLP: c_fc -> gelu_new (the tanh approximation) -> c_proj
+  const mlp = (x: string, layer: number): string => {
+    const name = `transformer.h.${layer}.mlp`;
+    const inner = config.intermediate_size;
+    const up = params.linear(x, `${name}.c_fc`, inner, C, true);
+    return params.linear(g.node('Gelu', [up], { approximate: 'tanh' }), `${name}.c_proj`, C, inner, true);
+  };
+
+  // ---- blocks: pre-LayerNorm, two residuals
+  for (let layer = 0; layer < config.num_layers; layer++) {
+    h = g.node('Add', [h, attention(layerNorm(h, `transformer.h.${layer}.ln_1`), layer)]);
+    h = g.node('Add', [h, mlp(layerNorm(h, `transformer.h.${layer}.ln_2`), layer)]);
+  }
+
+  // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it)
+  const last = g.node('Gather', [layerNorm(h, 'transformer.ln_f'), logitRows], { axis: 0 });
+  g.output(params.linear(last, 'lm_head', V, C, false), IO.logits, 'float32', ['rows', V]);
+}

@@ -1,0 +1,96 @@
+import { RuntimeSession } from '../runtime/session.js';
+import { type GPTNeoConfig, loadConfig } from './config.js';
+import { prepareOnnxModel } from './convert.js';
+import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
+import type { WeightFormat } from './parameters.js';
+import type { DecoderSession, Float32Tensor, ForwardInput } from './types.js';
+
+export interface FromPretrainedOptions {
+  /** Weight format the model runs in; checkpoints in f32, f16 or bf16 load into any of them. */
+  dtype?: WeightFormat;
+  /** Intra-op threads; default: number of cores. */
+  threads?: number;
+}
+
+export interface CausalLMOutput {
+  logits: Float32Tensor;
+  /** Mean cross-entropy over labels != -100, each position predicting the next label (HF's shift). */
+  loss?: number;
+}
+
+export class GPTNeoForCausalLM {
+  private constructor(
+    readonly config: GPTNeoConfig,
+    readonly dtype: WeightFormat,
+    private readonly runtime: RuntimeSession,
+  ) {}
+
+  /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
+  static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForCausalLM> {
+    const dtype = options.dtype ?? 'fp32';
+    if (dtype !== 'fp32') throw new InputError(`dtype '${dtype}' is not supported (choose 'fp32')`);
+    const config = await loadConfig(folder);
+    const modelPath = await prepareOnnxModel(folder, config, dtype);
+    const runtime = await RuntimeSession.create(modelPath, { threads: options.threads });
+    return new GPTNeoForCausalLM(config, dtype, runtime);
+  }
+
+  /** A batch with an empty KV cache, for incremental decoding. */
+  createSession(batchSize: number): DecoderSession {
+    return new GPTNeoDecoderSession(this.runtime, this.config, batchSize);
+  }
+
+  /** One full pass like HF forward(): positions 0..T-1 unless position_ids are given. */
+  async forward(input: ForwardInput & { labels?: number[][] }): Promise<CausalLMOutput> {
+    const session = this.createSession(input.input_ids.length);
+    try {
+      const logits = await session.forward(input, { allPositions: true });
+      return input.labels ? { logits, loss: causalLMLoss(logits, input.labels) } : { logits };
+    } finally {
+      session.dispose();
+    }
+  }
+
+  get vocabSize(): number {
+    return this.config.vocab_size;
+  }
+
+  get maxPositions(): number {
+    return this.config.max_position_embeddings;
+  }
+
+  async dispose(): Promise<void> {
+    await this.runtime.release();
+  }
+}
+
+/** HF causal-LM loss: position t predicts labels[t+1]; mean over labels that are not -100. */
+export function causalLMLoss(logits: Float32Tensor, labels: number[][]): number {
+  const [B, T, V] = logits.dims as [number, number, number];
+  if (labels.length !== B || labels.some((row) => row.length !== T)) {
+    throw new InputError(`labels must have the shape of input_ids [${B}, ${T}]`);
+  }
+  let total = 0;
+  let count = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      const label = labels[b]![t + 1]!;
+      if (label === -100) continue;
+      if (!Number.isInteger(label) || label < 0 || label >= V) {
+        throw new InputError(`labels[${b}][${t + 1}] = ${label} is outside the vocabulary (0..${V - 1}) and not -100`);
+      }
+      total -= logSoftmaxAt(logits.data, (b * T + t) * V, V, label);
+      count++;
+    }
+  }
+  return count === 0 ? Number.NaN : total / count;
+}
+
+/** log softmax(row)[index], accumulated in float64. */
+export function logSoftmaxAt(data: Float32Array, offset: number, size: number, index: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < size; i++) max = Math.max(max, data[offset + i]!);
+  let sum = 0;
+  for (let i = 0; i < size; i++) sum += Math.exp(data[offset + i]! - max);
+  return data[offset + index]! - max - Math.log(sum);
+}

@@ -1,0 +1,84 @@
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+import { startProgress } from '../util/progress.js';
+import { ELEMENT_TYPE_CODES, type ElementType, type GraphBuilder, valueInfoProto } from './graph.js';
+
+const { onnx } = onnxProto;
+
+export const MODEL_FILE = 'model.onnx';
+export const WEIGHTS_FILE = 'weights.bin';
+
+/** Weight offsets are aligned so ONNX Runtime can memory-map them instead of copying. */
+const WEIGHT_ALIGNMENT = 64 * 1024;
+
+const ELEMENT_BYTES: Record<ElementType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, uint8: 1 };
+
+/**
+ * Writes the graph as `model.onnx` with every weight in the external data file `weights.bin`
+ * (an ONNX protobuf cannot exceed 2 GB; GPT-Neo 1.3B in float32 is 5.3 GB). Weights are produced and
+ * written one at a time, so memory stays at one tensor. The folder appears atomically when complete.
+ */
+export async function writeOnnxModel(graph: GraphBuilder, folder: string, label = 'Converting weights'): Promise<void> {
+  const staging = `${folder}.partial-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  const totalBytes = graph.weights.reduce((sum, w) => sum + byteLength(w.type, w.dims), 0);
+  const progress = startProgress(label, totalBytes, 'bytes');
+  const file = await open(path.join(staging, WEIGHTS_FILE), 'w');
+  const initializers = [];
+  try {
+    let offset = 0;
+    for (const weight of graph.weights) {
+      const data = await weight.produce();
+      const expected = byteLength(weight.type, weight.dims);
+      if (data.byteLength !== expected) {
+        throw new Error(
+          `weight '${weight.name}' has ${data.byteLength} bytes, expected ${expected} for ${weight.type}[${weight.dims.join(', ')}]`,
+        );
+      }
+      offset = Math.ceil(offset / WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT;
+      await file.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0, data.byteLength, offset);
+      initializers.push(
+        onnx.TensorProto.create({
+          name: weight.name,
+          dataType: ELEMENT_TYPE_CODES[weight.type],
+          dims: weight.dims,
+          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+          externalData: [
+            { key: 'location', value: WEIGHTS_FILE },
+            { key: 'offset', value: String(offset) },
+            { key: 'length', value: String(data.byteLength) },
+          ],
+        }),
+      );
+      offset += data.byteLength;
+      progress.increment(data.byteLength);
+    }
+  } finally {
+    await file.close();
+    progress.stop();
+  }
+  const model = onnx.ModelProto.create({
+    irVersion: 10,
+    producerName: 'gpt-neo',
+    opsetImport: [
+      { domain: '', version: 21 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
+    graph: {
+      name: 'gpt_neo',
+      node: graph.nodes,
+      initializer: [...graph.constants, ...initializers],
+      input: graph.inputs.map(valueInfoProto),
+      output: graph.outputs.map(valueInfoProto),
+    },
+  });
+  await writeFile(path.join(staging, MODEL_FILE), onnx.ModelProto.encode(model).finish());
+  await rm(folder, { recursive: true, force: true });
+  await rename(staging, folder);
+}
+
+function byteLength(type: ElementType, dims: number[]): number {
+  return dims.reduce((a, b) => a * b, 1) * ELEMENT_BYTES[type];
+}
