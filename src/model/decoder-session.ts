@@ -1,7 +1,7 @@
 import { OrtTensor, type RuntimeSession } from '../runtime/session.js';
 import type { GPTNeoConfig } from './config.js';
 import { IO } from './gpt-neo.js';
-import type { DecoderSession, Float32Tensor, ForwardInput } from './types.js';
+import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 
 export class InputError extends Error {}
 
@@ -32,7 +32,7 @@ export class GPTNeoDecoderSession implements DecoderSession {
     return this.pastLen;
   }
 
-  async forward(input: ForwardInput, options: { allPositions?: boolean } = {}): Promise<Float32Tensor> {
+  async forward(input: ForwardInput, options: { allPositions?: boolean } = {}): Promise<LogitsOutput> {
     const { vocab_size: V, num_heads: H, hidden_size, max_position_embeddings } = this.config;
     const D = hidden_size / H;
     const B = this.rows;
@@ -99,7 +99,11 @@ export class GPTNeoDecoderSession implements DecoderSession {
       value: outputs[IO.presentValue(layer)]!.data as Float32Array,
     }));
     this.pastLen = total;
-    return { data: outputs[IO.logits]!.data as Float32Array, dims: [B, options.allPositions ? T : 1, V] };
+    return {
+      data: outputs[IO.logits]!.data as Float32Array,
+      dims: [B, options.allPositions ? T : 1, V],
+      logsumexp: outputs[IO.logSumExp]!.data as Float64Array,
+    };
   }
 
   reorder(rows: readonly number[]): void {

@@ -1,7 +1,7 @@
 // GPT-Neo as an ONNX graph, read top to bottom like the architecture:
 // config -> embeddings -> blocks (attention, MLP) -> final LayerNorm -> tied LM head.
 // Everything is 2-D [tokens, hidden] except inside attention, where [batch, heads, seq, head_dim] is needed.
-import type { GraphBuilder } from '../onnx/graph.js';
+import { ELEMENT_TYPE_CODES, type GraphBuilder } from '../onnx/graph.js';
 import type { GPTNeoConfig } from './config.js';
 
 /** Where the graph gets its parameters from: exact tensors, and linear layers in the chosen weight format. */
@@ -27,6 +27,8 @@ export const IO = {
   presentKey: (layer: number) => `present_key.${layer}`,
   presentValue: (layer: number) => `present_value.${layer}`,
   logits: 'logits',
+  /** log(sum(exp(logits))) per row in float64, so log-probabilities need no pass over the vocabulary in JS. */
+  logSumExp: 'logsumexp',
 } as const;
 
 export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: ParameterSource): void {
@@ -98,5 +100,13 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
 
   // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it)
   const last = g.node('Gather', [layerNorm(h, 'transformer.ln_f'), logitRows], { axis: 0 });
-  g.output(params.linear(last, 'lm_head', V, C, false), IO.logits, 'float32', ['rows', V]);
+  const logits = params.linear(last, 'lm_head', V, C, false);
+  g.output(logits, IO.logits, 'float32', ['rows', V]);
+  // Exponentials in float32 (fast), their sum in float64: a float32 sum over 50k terms drifts by ~5e-5,
+  // more than the loss tolerance allows.
+  const max = g.node('ReduceMax', [logits, g.constInt64([-1])], { keepdims: 1 });
+  const exps = g.node('Cast', [g.node('Exp', [g.node('Sub', [logits, max])])], { to: ELEMENT_TYPE_CODES.float64 });
+  const sum = g.node('ReduceSum', [exps, g.constInt64([-1])], { keepdims: 1 });
+  const logSumExp = g.node('Add', [g.node('Log', [sum]), g.node('Cast', [max], { to: ELEMENT_TYPE_CODES.float64 })]);
+  g.output(g.node('Squeeze', [logSumExp, g.constInt64([-1])]), IO.logSumExp, 'float64', ['rows']);
 }

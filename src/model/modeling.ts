@@ -3,7 +3,7 @@ import { type GPTNeoConfig, loadConfig } from './config.js';
 import { prepareOnnxModel } from './convert.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
 import type { WeightFormat } from './parameters.js';
-import type { DecoderSession, Float32Tensor, ForwardInput } from './types.js';
+import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 
 export interface FromPretrainedOptions {
   /** Weight format the model runs in; checkpoints in f32, f16 or bf16 load into any of them. */
@@ -13,7 +13,7 @@ export interface FromPretrainedOptions {
 }
 
 export interface CausalLMOutput {
-  logits: Float32Tensor;
+  logits: LogitsOutput;
   /** Mean cross-entropy over labels != -100, each position predicting the next label (HF's shift). */
   loss?: number;
 }
@@ -65,7 +65,7 @@ export class GPTNeoForCausalLM {
 }
 
 /** HF causal-LM loss: position t predicts labels[t+1]; mean over labels that are not -100. */
-export function causalLMLoss(logits: Float32Tensor, labels: number[][]): number {
+export function causalLMLoss(logits: LogitsOutput, labels: number[][]): number {
   const [B, T, V] = logits.dims as [number, number, number];
   if (labels.length !== B || labels.some((row) => row.length !== T)) {
     throw new InputError(`labels must have the shape of input_ids [${B}, ${T}]`);
@@ -79,18 +79,9 @@ export function causalLMLoss(logits: Float32Tensor, labels: number[][]): number 
       if (!Number.isInteger(label) || label < 0 || label >= V) {
         throw new InputError(`labels[${b}][${t + 1}] = ${label} is outside the vocabulary (0..${V - 1}) and not -100`);
       }
-      total -= logSoftmaxAt(logits.data, (b * T + t) * V, V, label);
+      total += logits.logsumexp[b * T + t]! - logits.data[(b * T + t) * V + label]!;
       count++;
     }
   }
   return count === 0 ? Number.NaN : total / count;
-}
-
-/** log softmax(row)[index], accumulated in float64. */
-export function logSoftmaxAt(data: Float32Array, offset: number, size: number, index: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < size; i++) max = Math.max(max, data[offset + i]!);
-  let sum = 0;
-  for (let i = 0; i < size; i++) sum += Math.exp(data[offset + i]! - max);
-  return data[offset + index]! - max - Math.log(sum);
 }

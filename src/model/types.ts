@@ -4,6 +4,11 @@ export interface Float32Tensor {
   dims: number[];
 }
 
+/** Logits [batch, T, vocab] with log(sum(exp(.))) of every row [batch * T], for log-probabilities. */
+export interface LogitsOutput extends Float32Tensor {
+  logsumexp: Float64Array;
+}
+
 /** Inputs of one forward pass; every row has the same length (pad on the left, mask 0). */
 export interface ForwardInput {
   input_ids: number[][];
@@ -26,7 +31,7 @@ export interface DecoderSession {
    * Runs the new tokens through the model, appending them to the cache.
    * Returns logits [batch, T, vocab] when allPositions is set, else only the last position [batch, 1, vocab].
    */
-  forward(input: ForwardInput, options?: { allPositions?: boolean }): Promise<Float32Tensor>;
+  forward(input: ForwardInput, options?: { allPositions?: boolean }): Promise<LogitsOutput>;
   /** Rebuilds the batch from existing rows: new row r is old row rows[r] (beam search, expansion). */
   reorder(rows: readonly number[]): void;
   dispose(): void;

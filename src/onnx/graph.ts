@@ -2,10 +2,11 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
-export type ElementType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8';
+export type ElementType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'uint8';
 
 export const ELEMENT_TYPE_CODES: Record<ElementType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
+  float64: onnx.TensorProto.DataType.DOUBLE,
   float16: onnx.TensorProto.DataType.FLOAT16,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
