@@ -36,7 +36,7 @@ export async function prepareOnnxModel(folder: string, config: GPTNeoConfig, for
     if (existsSync(modelPath)) return modelPath;
 
     const graph = new GraphBuilder();
-    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, folder));
+    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, folder));
     await writeOnnxModel(graph, target, `Converting ${path.basename(folder)} to ${format}`);
     return modelPath;
   } finally {

@@ -1,5 +1,5 @@
 export { ConfigError, type GPTNeoConfig, loadConfig, parseConfig } from './config.js';
 export { InputError } from './decoder-session.js';
 export { causalLMLoss, type CausalLMOutput, type FromPretrainedOptions, GPTNeoForCausalLM } from './modeling.js';
-export { WeightMismatchError, type WeightFormat } from './parameters.js';
+export { WEIGHT_FORMATS, WeightMismatchError, type WeightFormat } from './parameters.js';
 export type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';

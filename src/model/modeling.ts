@@ -2,7 +2,7 @@ import { RuntimeSession } from '../runtime/session.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
 import { prepareOnnxModel } from './convert.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
-import type { WeightFormat } from './parameters.js';
+import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
 import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 
 export interface FromPretrainedOptions {
@@ -28,7 +28,9 @@ export class GPTNeoForCausalLM {
   /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForCausalLM> {
     const dtype = options.dtype ?? 'fp32';
-    if (dtype !== 'fp32') throw new InputError(`dtype '${dtype}' is not supported (choose 'fp32')`);
+    if (!WEIGHT_FORMATS.includes(dtype)) {
+      throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
+    }
     const config = await loadConfig(folder);
     const modelPath = await prepareOnnxModel(folder, config, dtype);
     const runtime = await RuntimeSession.create(modelPath, { threads: options.threads });

@@ -1,0 +1,85 @@
+// 8- and 4-bit weights: quality against fp32 on the trained model, and cache consistency at the same dtype.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GPTNeoForCausalLM, type WeightFormat } from '../../src/model/index.js';
+import { dequantizeBlockwise, quantizeBlockwise } from '../../src/model/quantize.js';
+import { argmax, fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
+
+const ref = readReference('tiny-trained');
+/** The first 24 validation windows (6,120 scored tokens) keep the test short; the README reports all 78. */
+const WINDOWS = 24;
+
+interface Scores {
+  meanLoss: number;
+  top1: number[];
+}
+
+async function score(model: GPTNeoForCausalLM): Promise<Scores> {
+  const ids: number[] = ref.valid.input_ids;
+  let nll = 0;
+  let count = 0;
+  const top1: number[] = [];
+  for (let k = 0; k < WINDOWS; k++) {
+    const window = ids.slice(256 * k, 256 * k + 256);
+    const { logits, loss } = await model.forward({ input_ids: [window], labels: [window] });
+    nll += loss! * (window.length - 1);
+    count += window.length - 1;
+    const V = logits.dims[2]!;
+    for (let t = 0; t < window.length; t++) top1.push(argmax(logits.data.subarray(t * V, (t + 1) * V)));
+  }
+  return { meanLoss: nll / count, top1 };
+}
+
+describe('block quantization', () => {
+  it('reconstructs every weight within half a quantization step, and zeros exactly', () => {
+    const N = 3;
+    const K = 70; // two full blocks and a partial one
+    const weight = Float32Array.from({ length: N * K }, (_, i) => (i % 7 === 0 ? 0 : Math.sin(i * 1.7) * (1 + (i % 5))));
+    for (const bits of [4, 8] as const) {
+      const q = quantizeBlockwise(weight, N, K, bits, 32);
+      const back = dequantizeBlockwise(q, N, K);
+      for (let i = 0; i < weight.length; i++) {
+        const scale = q.scales[Math.floor(i / K) * 3 + Math.floor((i % K) / 32)]!;
+        expect(Math.abs(back[i]! - weight[i]!)).toBeLessThanOrEqual(scale / 2 + 1e-6);
+        if (weight[i] === 0) expect(back[i]).toBe(0);
+      }
+    }
+  });
+});
+
+describe.each(['q8', 'q4'] as WeightFormat[])('%s weights on tiny-trained', (dtype) => {
+  let exact: GPTNeoForCausalLM;
+  let model: GPTNeoForCausalLM;
+  beforeAll(async () => {
+    exact = await GPTNeoForCausalLM.from_pretrained(fixture('tiny-trained'));
+    model = await GPTNeoForCausalLM.from_pretrained(fixture('tiny-trained'), { dtype });
+  });
+  afterAll(async () => {
+    await exact.dispose();
+    await model.dispose();
+  });
+
+  it('keeps validation perplexity and top-1 predictions close to fp32', async () => {
+    const reference = await score(exact);
+    const quantized = await score(model);
+    const perplexityRatio = Math.exp(quantized.meanLoss - reference.meanLoss);
+    const agreement = quantized.top1.filter((id, i) => id === reference.top1[i]).length / reference.top1.length;
+    console.log(`${dtype}: perplexity ratio ${perplexityRatio.toFixed(4)}, top-1 agreement ${(agreement * 100).toFixed(2)}%`);
+    expect(perplexityRatio).toBeGreaterThan(0.99); // quantization noise does not make the model better by much
+    expect(perplexityRatio).toBeLessThan(dtype === 'q8' ? 1.01 : 1.1);
+    if (dtype === 'q8') expect(agreement).toBeGreaterThanOrEqual(0.98);
+    expect(reference.meanLoss).not.toBe(quantized.meanLoss); // the quantized graph really is different
+  });
+
+  it('KV-cache decoding equals full recomputation at the same dtype', async () => {
+    const ids: number[] = ref.greedy.cases[0].prompt_ids.concat(ref.greedy.cases[0].new_ids);
+    const full = await model.forward({ input_ids: [ids] });
+    const V = full.logits.dims[2]!;
+    const session = model.createSession(1);
+    await session.forward({ input_ids: [ids.slice(0, 4)] });
+    for (let t = 4; t < ids.length; t++) {
+      const step = await session.forward({ input_ids: [[ids[t]!]] });
+      expect(maxAbsDiff(step.data, full.logits.data.subarray(t * V, (t + 1) * V))).toBeLessThan(1e-4);
+    }
+    session.dispose();
+  });
+});
