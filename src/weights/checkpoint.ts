@@ -1,0 +1,145 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { CheckpointError } from './errors.js';
+import { openSafetensors } from './safetensors.js';
+import { openTorchZip } from './torch-zip.js';
+import type { Checkpoint, TensorInfo, WeightFile } from './types.js';
+
+type WeightFileOpener = (file: string) => Promise<WeightFile>;
+
+/** In order of preference: safetensors never runs a pickle parser and needs no zip directory. */
+const LAYOUTS: ReadonlyArray<{ file: string; sharded: boolean; openFile: WeightFileOpener }> = [
+  { file: 'model.safetensors', sharded: false, openFile: openSafetensors },
+  { file: 'model.safetensors.index.json', sharded: true, openFile: openSafetensors },
+  { file: 'pytorch_model.bin', sharded: false, openFile: openTorchZip },
+  { file: 'pytorch_model.bin.index.json', sharded: true, openFile: openTorchZip },
+];
+
+/** Opens the weights of a Hugging Face model folder, reading only headers; tensors are read on demand. */
+export async function openCheckpoint(folder: string): Promise<Checkpoint> {
+  const absoluteFolder = path.resolve(folder);
+  for (const layout of LAYOUTS) {
+    const file = path.join(absoluteFolder, layout.file);
+    if (!(await isFile(file))) continue;
+    const weightFiles = layout.sharded ? await openShards(file, layout.openFile) : [await layout.openFile(file)];
+    try {
+      return new FolderCheckpoint(absoluteFolder, weightFiles);
+    } catch (error) {
+      await Promise.all(weightFiles.map((weightFile) => weightFile.close()));
+      throw error;
+    }
+  }
+  throw new CheckpointError(
+    `no weights found in ${absoluteFolder}: looked for ${LAYOUTS.map((layout) => layout.file).join(', ')}`,
+  );
+}
+
+async function isFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Opens every shard named by an index.json and checks that each tensor is where the index says. */
+async function openShards(indexFile: string, openFile: WeightFileOpener): Promise<WeightFile[]> {
+  const weightMap = await readWeightMap(indexFile);
+  const folder = path.dirname(indexFile);
+  const shardNames = [...new Set(weightMap.values())];
+  const opened: WeightFile[] = [];
+  try {
+    for (const shardName of shardNames) {
+      const shardFile = path.join(folder, shardName);
+      if (path.dirname(shardFile) !== folder) {
+        throw new CheckpointError(`${indexFile}: shard name '${shardName}' points outside the model folder`);
+      }
+      if (!(await isFile(shardFile))) {
+        throw new CheckpointError(`${indexFile}: shard '${shardName}' is missing (expected ${shardFile})`);
+      }
+      opened.push(await openFile(shardFile));
+    }
+    for (const [tensorName, shardName] of weightMap) {
+      if (!opened[shardNames.indexOf(shardName)].tensors.has(tensorName)) {
+        throw new CheckpointError(`${indexFile}: tensor '${tensorName}' is not in its shard '${shardName}'`);
+      }
+    }
+    return opened;
+  } catch (error) {
+    await Promise.all(opened.map((file) => file.close()));
+    throw error;
+  }
+}
+
+async function readWeightMap(indexFile: string): Promise<Map<string, string>> {
+  let index: unknown;
+  try {
+    index = JSON.parse(await readFile(indexFile, 'utf8'));
+  } catch (error) {
+    throw new CheckpointError(`${indexFile}: malformed index: ${(error as Error).message}`);
+  }
+  const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
+    throw new CheckpointError(`${indexFile}: no "weight_map" object`);
+  }
+  const entries = Object.entries(weightMap);
+  const notAFileName = entries.find(([, shard]) => typeof shard !== 'string' || shard === '');
+  if (notAFileName) throw new CheckpointError(`${indexFile}: weight_map entry '${notAFileName[0]}' does not name a file`);
+  return new Map(entries as Array<[string, string]>);
+}
+
+class FolderCheckpoint implements Checkpoint {
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  readonly files: string[];
+  readonly contentKey: string;
+  private readonly fileOfTensor = new Map<string, WeightFile>();
+  private closed = false;
+
+  constructor(
+    private readonly folder: string,
+    private readonly weightFiles: WeightFile[],
+  ) {
+    const tensors = new Map<string, TensorInfo>();
+    for (const weightFile of weightFiles) {
+      for (const [name, info] of weightFile.tensors) {
+        const earlier = this.fileOfTensor.get(name);
+        if (earlier) {
+          throw new CheckpointError(`tensor '${name}' appears in both ${earlier.path} and ${weightFile.path}`);
+        }
+        this.fileOfTensor.set(name, weightFile);
+        tensors.set(name, info);
+      }
+    }
+    this.tensors = tensors;
+    this.files = weightFiles.map((weightFile) => weightFile.path);
+    this.contentKey = contentKey(weightFiles);
+  }
+
+  readFloat32(name: string): Promise<Float32Array> {
+    if (this.closed) return Promise.reject(new CheckpointError(`checkpoint ${this.folder} is closed`));
+    const weightFile = this.fileOfTensor.get(name);
+    if (!weightFile) return Promise.reject(new CheckpointError(`no tensor '${name}' in the checkpoint in ${this.folder}`));
+    return weightFile.readFloat32(name);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.weightFiles.map((weightFile) => weightFile.close()));
+  }
+}
+
+/** Hashes what identifies each file's tensors without touching their data: name, size and header bytes. */
+function contentKey(weightFiles: readonly WeightFile[]): string {
+  const hash = createHash('sha256');
+  for (const weightFile of weightFiles) {
+    // Length prefixes keep one file's fields from running into the next's.
+    const fields = [Buffer.from(path.basename(weightFile.path)), Buffer.from(String(weightFile.size)), weightFile.headerBytes];
+    for (const field of fields) {
+      hash.update(`${field.length}:`);
+      hash.update(field);
+    }
+  }
+  return hash.digest('hex');
+}
