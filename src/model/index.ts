@@ -1,5 +1,11 @@
 export { ConfigError, type GPTNeoConfig, loadConfig, parseConfig } from './config.js';
 export { InputError } from './decoder-session.js';
-export { causalLMLoss, type CausalLMOutput, type FromPretrainedOptions, GPTNeoForCausalLM } from './modeling.js';
+export {
+  causalLMLoss,
+  type CausalLMOutput,
+  type FromPretrainedOptions,
+  type GenerateArguments,
+  GPTNeoForCausalLM,
+} from './modeling.js';
 export { WEIGHT_FORMATS, WeightMismatchError, type WeightFormat } from './parameters.js';
 export type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';

@@ -1,3 +1,5 @@
+import { generate, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
+import type { Decode } from '../generation/index.js';
 import { RuntimeSession } from '../runtime/session.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
 import { prepareOnnxModel } from './convert.js';
@@ -16,6 +18,15 @@ export interface CausalLMOutput {
   logits: LogitsOutput;
   /** Mean cross-entropy over labels != -100, each position predicting the next label (HF's shift). */
   loss?: number;
+}
+
+/** model.generate() arguments: the prompt rows plus any generation option, by its Hugging Face name. */
+export interface GenerateArguments extends GenerationConfig {
+  input_ids: number[][];
+  attention_mask?: number[][];
+  streamer?: TokenStreamer;
+  /** Token decoder, needed for `stop` strings. */
+  decode?: Decode;
 }
 
 export class GPTNeoForCausalLM {
@@ -51,6 +62,20 @@ export class GPTNeoForCausalLM {
     } finally {
       session.dispose();
     }
+  }
+
+  /**
+   * transformers' generate(): greedy unless do_sample or num_beams say otherwise; returns prompt + new
+   * tokens per sequence. Positions come from attention_mask (cumsum - 1), so left-padded rows give
+   * the tokens they would give alone.
+   */
+  async generate({ input_ids, attention_mask, streamer, decode, ...options }: GenerateArguments): Promise<number[][]> {
+    const config: GenerationConfig = {
+      eos_token_id: this.config.eos_token_id,
+      pad_token_id: this.config.pad_token_id,
+      ...options,
+    };
+    return generate(this, { input_ids, attention_mask, config, streamer, decode });
   }
 
   get vocabSize(): number {

@@ -1,0 +1,206 @@
+/** generate(): transformers' GenerationMixin.generate for a decoder-only model behind a DecoderSession. */
+import type { DecoderSession } from '../model/types.js';
+import { beamSearch } from './beam-search.js';
+import { DecodingBatch, type PromptBatch } from './batch.js';
+import {
+  fillToken,
+  GenerationError,
+  resolveGenerationConfig,
+  type GenerationConfig,
+  type ResolvedGenerationConfig,
+} from './config.js';
+import { applyProcessors, buildLogitsProcessors, buildLogitsWarpers } from './logits-process.js';
+import { argmax, createRandom, sampleIndex, softmax } from './sampling.js';
+import { StopStringMatcher, type Decode } from './stopping.js';
+import type { TokenStreamer } from './streamer.js';
+
+export interface GenerateModel {
+  /** A session with an empty cache for batchSize rows. */
+  createSession(batchSize: number): DecoderSession;
+  readonly vocabSize: number;
+  /** The context window (max_position_embeddings). */
+  readonly maxPositions: number;
+}
+
+export interface GenerateRequest {
+  /** Left-padded prompt rows, all the same length. */
+  input_ids: number[][];
+  /** 0 = padding (left padding only); default all ones. */
+  attention_mask?: number[][];
+  config: GenerationConfig;
+  /** Needed for `stop`. */
+  decode?: Decode;
+  /**
+   * Receives the new tokens of the first returned sequence: step by step when greedy or sampling (tokens
+   * a stop string may still cut are held back until decided), all at the end with beams.
+   */
+  streamer?: TokenStreamer;
+}
+
+/**
+ * Returns prompt + new tokens per returned sequence (batch * num_return_sequences rows, grouped by
+ * prompt), as transformers does; rows that finished early are padded on the right with pad_token_id
+ * (or the first eos id when there is no pad token).
+ */
+export async function generate(model: GenerateModel, request: GenerateRequest): Promise<number[][]> {
+  const { streamer } = request;
+  try {
+    const prompts = checkPrompts(request, model.vocabSize);
+    const promptLength = prompts.inputIds[0].length;
+    const config = resolveGenerationConfig(request.config, { promptLength, maxPositions: model.maxPositions });
+    checkTokenIds(config, model.vocabSize);
+    const stops = new StopStringMatcher(config.stop, request.decode);
+    const session = model.createSession(prompts.inputIds.length);
+    let newTokens: number[][];
+    try {
+      if (config.numBeams > 1) {
+        newTokens = await beamSearch(session, prompts, config, stops);
+        if (newTokens[0].length > 0) streamer?.put(newTokens[0]);
+      } else {
+        newTokens = await sampleOrGreedy(session, prompts, config, stops, streamer);
+      }
+    } finally {
+      session.dispose();
+    }
+    streamer?.end();
+    return assembleSequences(prompts.inputIds, config.numReturnSequences, newTokens, config);
+  } catch (error) {
+    if (streamer?.abort) streamer.abort(error);
+    else streamer?.end();
+    throw error;
+  }
+}
+
+/**
+ * Greedy decoding and multinomial sampling (transformers' _sample). Returns each row's new tokens
+ * without the padding written after it finished.
+ */
+async function sampleOrGreedy(
+  session: DecoderSession,
+  prompts: PromptBatch,
+  config: ResolvedGenerationConfig,
+  stops: StopStringMatcher,
+  streamer: TokenStreamer | undefined,
+): Promise<number[][]> {
+  const batch = await DecodingBatch.start(session, prompts, config.numReturnSequences);
+  const processors = buildLogitsProcessors(config);
+  const warpers = config.doSample ? buildLogitsWarpers(config, 1) : [];
+  const random = config.doSample ? createRandom(config.seed) : null;
+  const eos = new Set(config.eosTokenIds);
+  /** For each finished row, how many of its new tokens it keeps. */
+  const keptCounts = new Array<number | null>(batch.rowCount).fill(null);
+  const stream = new FirstRowStream(streamer, stops);
+
+  for (let length = prompts.inputIds[0].length; ; ) {
+    const nextTokens = keptCounts.map((kept, row) => {
+      if (kept !== null) return fillToken(config);
+      const scores = Float64Array.from(batch.logitsOf(row));
+      const history = { tokens: batch.history[row], currentLength: length };
+      applyProcessors(processors, scores, history);
+      if (!random) return argmax(scores);
+      applyProcessors(warpers, scores, history);
+      return sampleIndex(softmax(scores), random);
+    });
+    batch.push(nextTokens);
+    length++;
+    for (let row = 0; row < batch.rowCount; row++) {
+      if (keptCounts[row] !== null) continue;
+      const generated = batch.generatedTokens(row);
+      keptCounts[row] = eos.has(nextTokens[row]) ? generated.length : stops.findStop(generated);
+    }
+    stream.update(batch.generatedTokens(0), keptCounts[0]);
+    if (length >= config.maxLength || keptCounts.every((kept) => kept !== null)) break;
+    await batch.computeNextLogits();
+  }
+
+  const newTokens = keptCounts.map((kept, row) => batch.generatedTokens(row).slice(0, kept ?? undefined));
+  stream.update(newTokens[0], newTokens[0].length);
+  return newTokens;
+}
+
+/**
+ * Feeds the first row's tokens to the streamer, holding back tokens that a stop string may still cut,
+ * so that the stream shows exactly the tokens generate() returns.
+ */
+class FirstRowStream {
+  private sent = 0;
+
+  constructor(
+    private readonly streamer: TokenStreamer | undefined,
+    private readonly stops: StopStringMatcher,
+  ) {}
+
+  /** keptCount: set once the row has finished (its final token count), null while it runs. */
+  update(generated: readonly number[], keptCount: number | null): void {
+    if (!this.streamer) return;
+    const ready = keptCount ?? this.stops.settledCount(generated);
+    if (ready <= this.sent) return;
+    this.streamer.put(generated.slice(this.sent, ready));
+    this.sent = ready;
+  }
+}
+
+function assembleSequences(
+  inputIds: readonly number[][],
+  rowsPerPrompt: number,
+  newTokens: readonly number[][],
+  config: ResolvedGenerationConfig,
+): number[][] {
+  const width = Math.max(...newTokens.map((tokens) => tokens.length));
+  return newTokens.map((tokens, row) => {
+    const sequence = [...inputIds[Math.floor(row / rowsPerPrompt)], ...tokens];
+    if (tokens.length < width) sequence.push(...new Array<number>(width - tokens.length).fill(fillToken(config)));
+    return sequence;
+  });
+}
+
+function checkPrompts(request: GenerateRequest, vocabSize: number): PromptBatch {
+  const inputIds = request.input_ids;
+  if (!Array.isArray(inputIds) || inputIds.length === 0 || !inputIds.every(Array.isArray)) {
+    throw new GenerationError('input_ids must be a non-empty list of token id rows.');
+  }
+  const length = inputIds[0].length;
+  if (length === 0) throw new GenerationError('input_ids rows must not be empty: generation needs a prompt token.');
+  inputIds.forEach((ids, row) => {
+    if (ids.length !== length) {
+      throw new GenerationError(
+        `input_ids rows must have the same length (left-pad them); row ${row} has ${ids.length} tokens, row 0 has ${length}.`,
+      );
+    }
+    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+    if (bad !== undefined) {
+      throw new GenerationError(`input_ids row ${row} holds ${bad}, not a token id of the vocabulary (0..${vocabSize - 1}).`);
+    }
+  });
+  const attentionMask = request.attention_mask ?? inputIds.map((ids) => ids.map(() => 1));
+  if (attentionMask.length !== inputIds.length) {
+    throw new GenerationError(`attention_mask has ${attentionMask.length} rows, input_ids ${inputIds.length}.`);
+  }
+  attentionMask.forEach((mask, row) => {
+    if (mask.length !== length || mask.some((bit) => bit !== 0 && bit !== 1)) {
+      throw new GenerationError(`attention_mask row ${row} must hold ${length} values of 0 or 1.`);
+    }
+    const firstReal = mask.indexOf(1);
+    if (firstReal < 0) throw new GenerationError(`attention_mask row ${row} has no real token.`);
+    if (mask.indexOf(0, firstReal) >= 0) {
+      throw new GenerationError(
+        `attention_mask row ${row} has padding after a real token; decoder-only generation needs left padding.`,
+      );
+    }
+  });
+  return { inputIds, attentionMask };
+}
+
+function checkTokenIds(config: ResolvedGenerationConfig, vocabSize: number): void {
+  const named: [string, number[]][] = [
+    ['eos_token_id', config.eosTokenIds],
+    ['pad_token_id', config.padTokenId === null ? [] : [config.padTokenId]],
+    ['bad_words_ids', config.badWordsIds.flat()],
+  ];
+  for (const [name, ids] of named) {
+    const bad = ids.find((id) => id >= vocabSize);
+    if (bad !== undefined) {
+      throw new GenerationError(`${name} holds ${bad}, outside the vocabulary (0..${vocabSize - 1}).`);
+    }
+  }
+}
