@@ -1,0 +1,103 @@
+import { type GenerationConfig, TextIteratorStreamer, type TokenStreamer } from '../generation/index.js';
+import { type HubOptions, resolveModelFolder } from '../hub/index.js';
+import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
+
+export interface PipelineOptions extends Omit<HubOptions, 'progress'> {
+  dtype?: WeightFormat;
+  threads?: number;
+  /** Download progress bars on a terminal (default true). */
+  progress?: boolean;
+}
+
+export interface TextGenerationOptions extends GenerationConfig {
+  /** Include the prompt in generated_text (default true), as transformers does. */
+  return_full_text?: boolean;
+  /** Receives new tokens as they are chosen (e.g. a TextStreamer), for the first prompt's first sequence. */
+  streamer?: TokenStreamer;
+}
+
+export interface TextGenerationOutput {
+  generated_text: string;
+}
+
+/**
+ * The text-generation pipeline: prompt text in, continued text out. Call it like transformers'
+ * pipeline object: generator('EleutherAI has', { do_sample: true, min_length: 50 }).
+ */
+export interface TextGenerationPipeline {
+  (prompt: string, options?: TextGenerationOptions): Promise<TextGenerationOutput[]>;
+  (prompts: string[], options?: TextGenerationOptions): Promise<TextGenerationOutput[][]>;
+  /** The same generation, yielding text pieces as tokens arrive (never a broken multi-byte character). */
+  stream(prompt: string, options?: TextGenerationOptions): AsyncIterable<string>;
+  readonly model: GPTNeoForCausalLM;
+  readonly tokenizer: GPT2Tokenizer;
+  dispose(): Promise<void>;
+}
+
+export async function pipeline(
+  task: 'text-generation',
+  modelIdOrFolder: string,
+  options: PipelineOptions = {},
+): Promise<TextGenerationPipeline> {
+  if (task !== 'text-generation') throw new Error(`pipeline task '${task as string}' is not supported (only 'text-generation')`);
+  const { dtype, threads, ...hub } = options;
+  const folder = await resolveModelFolder(modelIdOrFolder, hub);
+  const tokenizer = await AutoTokenizer.from_pretrained(folder);
+  const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads });
+  return textGenerationPipeline(model, tokenizer);
+}
+
+export function textGenerationPipeline(model: GPTNeoForCausalLM, tokenizer: GPT2Tokenizer): TextGenerationPipeline {
+  // transformers applies config.task_specific_params['text-generation'] as the pipeline's defaults.
+  const taskDefaults = (model.config.task_specific_params['text-generation'] ?? {}) as GenerationConfig;
+
+  const run = async (prompts: string[], options: TextGenerationOptions): Promise<TextGenerationOutput[][]> => {
+    const { return_full_text = true, streamer, ...generationOptions } = options;
+    const encoded = prompts.map((prompt) => tokenizer.encode(prompt));
+    if (encoded.some((ids) => ids.length === 0)) {
+      throw new Error('prompt is empty: GPT-Neo needs at least one token to continue');
+    }
+    // Batches are left-padded so every row's last token is the newest.
+    const width = Math.max(...encoded.map((ids) => ids.length));
+    const pad = tokenizer.pad_token_id ?? tokenizer.eos_token_id ?? 0;
+    const input_ids = encoded.map((ids) => [...new Array<number>(width - ids.length).fill(pad), ...ids]);
+    const attention_mask = encoded.map((ids) => [...new Array<number>(width - ids.length).fill(0), ...ids.map(() => 1)]);
+    const sequences = await model.generate({
+      ...taskDefaults,
+      pad_token_id: pad,
+      ...generationOptions,
+      input_ids,
+      attention_mask,
+      streamer,
+      decode: (ids) => tokenizer.decode(ids),
+    });
+    const perPrompt = sequences.length / prompts.length;
+    return prompts.map((prompt, p) =>
+      sequences.slice(p * perPrompt, (p + 1) * perPrompt).map((sequence) => {
+        const text = tokenizer.decode(sequence.slice(width), { skip_special_tokens: true });
+        return { generated_text: return_full_text ? prompt + text : text };
+      }),
+    );
+  };
+
+  async function generator(prompt: string, options?: TextGenerationOptions): Promise<TextGenerationOutput[]>;
+  async function generator(prompts: string[], options?: TextGenerationOptions): Promise<TextGenerationOutput[][]>;
+  async function generator(input: string | string[], options: TextGenerationOptions = {}) {
+    if (Array.isArray(input)) return run(input, options);
+    return (await run([input], options))[0]!;
+  }
+
+  return Object.assign(generator, {
+    model,
+    tokenizer,
+    stream(prompt: string, options: TextGenerationOptions = {}): AsyncIterable<string> {
+      const skipSpecialIds = new Set([tokenizer.eos_token_id, tokenizer.pad_token_id].filter((id) => id !== null));
+      const streamer = new TextIteratorStreamer((ids) => tokenizer.decodeBytes(ids), { skipSpecialIds });
+      // Errors reach the iterator through the streamer; the promise itself must not go unhandled.
+      run([prompt], { ...options, streamer }).catch(() => {});
+      return streamer;
+    },
+    dispose: () => model.dispose(),
+  });
+}
