@@ -35,6 +35,10 @@ function parseJson(value: string): unknown {
   }
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function parseEarlyStopping(value: string): boolean | 'never' {
   if (value === 'true' || value === 'false') return value === 'true';
   if (value === 'never') return 'never';
@@ -51,7 +55,7 @@ export function generateCommand(): Command {
     .option('--do-sample', 'sample instead of greedy decoding (the 1.3B config samples by default)')
     .option('--greedy', 'force greedy decoding even if the model config samples')
     .option('--early-stopping <mode>', "beam search: 'true', 'false' or 'never'", parseEarlyStopping)
-    .option('--stop <text...>', 'strings that end generation (not included in the output)')
+    .option('--stop <text>', 'a string that ends generation, left out of the output (repeatable)', collect, [])
     .option('--no-full-text', 'print only the continuation, not the prompt')
     .option('--json', 'print [{ "generated_text": ... }] as JSON instead of streaming text');
   for (const [flag, , parser, description] of GENERATION_FLAGS) command.option(flag, description, parser);
@@ -67,7 +71,7 @@ export function generateCommand(): Command {
     if (flags.doSample) options.do_sample = true;
     if (flags.greedy) options.do_sample = false;
     if (flags.earlyStopping !== undefined) options.early_stopping = flags.earlyStopping as boolean | 'never';
-    if (flags.stop) options.stop = flags.stop as string[];
+    if ((flags.stop as string[]).length > 0) options.stop = flags.stop as string[];
 
     const generator = await pipeline('text-generation', flags.model as string, {
       dtype: flags.dtype as WeightFormat,

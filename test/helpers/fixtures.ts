@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,4 +30,15 @@ export function logSumExp(row: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
   return max + Math.log(sum);
+}
+
+/** A fixture model folder as a fake Hub repo: its files, with the weights served from LFS. */
+export function fixtureRepo(model: string, commit: string): { commit: string; files: Record<string, Buffer>; lfs: string[] } {
+  const files: Record<string, Buffer> = {};
+  for (const name of readdirSync(fixture(model))) {
+    if (/\.(json|txt|safetensors|bin)$/.test(name) && name !== 'reference.json' && name !== 'valid.txt') {
+      files[name] = readFileSync(fixture(model, name));
+    }
+  }
+  return { commit, files, lfs: Object.keys(files).filter((name) => /\.(safetensors|bin)$/.test(name)) };
 }

@@ -16,7 +16,7 @@ describe.each(MODELS)('%s matches the reference', (name) => {
 
   const rowOf = (data: Float32Array, V: number, index: number) => data.subarray(index * V, (index + 1) * V);
 
-  it.each(ref.forward.map((c: { name: string }) => [c.name, c]))('forward %s', async (_n, c) => {
+  it.each(ref.forward as any[])('forward $name', async (c) => {
     const { logits } = await model.forward({ input_ids: c.input_ids, position_ids: c.position_ids });
     const [, T, V] = logits.dims as [number, number, number];
     expect(T).toBe(c.input_ids[0].length);
@@ -56,12 +56,12 @@ describe.each(MODELS)('%s matches the reference', (name) => {
     expect(checked).toBe(c.attention_mask.flat().filter((m: number) => m === 1).length);
   });
 
-  it.each(ref.loss.map((c: { name: string }) => [c.name, c]))('loss %s', async (_n, c) => {
+  it.each(ref.loss as any[])('loss $name', async (c) => {
     const { loss } = await model.forward({ input_ids: c.input_ids, labels: c.labels });
     expect(Math.abs(loss! - c.mean_nll)).toBeLessThan(TOL);
   });
 
-  it.each(ref.greedy.map((c: { name: string }) => [c.name, c]))('greedy generate %s', async (_n, c) => {
+  it.each(ref.greedy as any[])('greedy generate $name', async (c) => {
     const sequences = await model.generate({
       input_ids: c.input_ids,
       attention_mask: c.attention_mask ?? undefined,

@@ -30,7 +30,7 @@ describe('tiny-trained matches the reference', () => {
     expect(Math.abs(totalNll / scored - windows.mean_loss)).toBeLessThan(ref.tolerances.mean_loss);
   });
 
-  it.each(ref.next_token_top10.cases.map((c: { prompt: string }) => [c.prompt, c]))('next token after %j', async (_p, c) => {
+  it.each(ref.next_token_top10.cases as any[])('next token after $prompt', async (c) => {
     const { logits } = await model.forward({ input_ids: [c.prompt_ids] });
     const V = logits.dims[2]!;
     const last = logits.data.subarray(logits.data.length - V);
@@ -39,7 +39,7 @@ describe('tiny-trained matches the reference', () => {
     expect(Math.abs(logSumExp(last) - c.logsumexp)).toBeLessThan(ref.tolerances.logits);
   });
 
-  it.each(ref.greedy.cases.map((c: { prompt: string }) => [c.prompt, c]))('greedy continuation of %j', async (_p, c) => {
+  it.each(ref.greedy.cases as any[])('greedy continuation of $prompt', async (c) => {
     const [sequence] = await model.generate({ input_ids: [c.prompt_ids], max_new_tokens: c.new_ids.length });
     expect(sequence!.slice(c.prompt_ids.length)).toEqual(c.new_ids);
   });
