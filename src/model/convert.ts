@@ -10,7 +10,7 @@ import { buildGPTNeoGraph } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
-const GRAPH_FORMAT_VERSION = 1;
+const GRAPH_FORMAT_VERSION = 2;
 
 /** Where converted models live: $GPT_NEO_CACHE, else next to the Hugging Face cache. */
 export function conversionCacheDir(): string {

@@ -1,5 +1,5 @@
 import { OrtTensor, type RuntimeSession } from '../runtime/session.js';
-import type { GPTNeoConfig } from './config.js';
+import type { AttentionType, GPTNeoConfig } from './config.js';
 import { IO } from './gpt-neo.js';
 import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 
@@ -8,11 +8,25 @@ export class InputError extends Error {}
 /** Additive mask value for hidden keys: finite, so a row with no visible key gives no NaN (as HF's finfo.min). */
 const HIDDEN = -3.4028234663852886e38;
 
-/** A batch of sequences and their KV cache, kept in JS memory between steps. */
+/** Cache capacity grows in steps of this many slots, so growing copies the cache rarely. */
+const CAPACITY_STEP = 64;
+
+/**
+ * One layer's cache: keys transposed [batch, heads, head_dim, capacity], values [batch, heads, capacity, head_dim].
+ * Global layers keep every slot (index = slot); local layers keep a ring of their window (index = slot % window).
+ */
+interface LayerCache {
+  keysT: Float32Array;
+  values: Float32Array;
+}
+
+/** A batch of sequences and their KV cache, kept in JS buffers that the graph reads without copying. */
 export class GPTNeoDecoderSession implements DecoderSession {
-  private past: { key: Float32Array; value: Float32Array }[];
+  private caches: LayerCache[] = [];
+  private capacity: Record<AttentionType, number> = { global: 0, local: 0 };
   private pastLen = 0;
   private rows: number;
+  private readonly headDim: number;
 
   constructor(
     private readonly runtime: RuntimeSession,
@@ -21,7 +35,8 @@ export class GPTNeoDecoderSession implements DecoderSession {
   ) {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batch size must be >= 1, got ${batchSize}`);
     this.rows = batchSize;
-    this.past = config.attention_layers.map(() => ({ key: new Float32Array(0), value: new Float32Array(0) }));
+    this.headDim = config.hidden_size / config.num_heads;
+    this.resize(CAPACITY_STEP);
   }
 
   get batchSize(): number {
@@ -33,8 +48,7 @@ export class GPTNeoDecoderSession implements DecoderSession {
   }
 
   async forward(input: ForwardInput, options: { allPositions?: boolean } = {}): Promise<LogitsOutput> {
-    const { vocab_size: V, num_heads: H, hidden_size, max_position_embeddings } = this.config;
-    const D = hidden_size / H;
+    const { vocab_size: V, max_position_embeddings } = this.config;
     const B = this.rows;
     const T = checkRectangle(input.input_ids, 'input_ids', B);
     if (T === 0) throw new InputError('input_ids: every row needs at least one token');
@@ -85,20 +99,19 @@ export class GPTNeoDecoderSession implements DecoderSession {
       [IO.logitRows]: new OrtTensor('int64', logitRows, [logitRows.length]),
     };
     for (const kind of new Set(this.config.attention_layers)) {
-      const window = kind === 'local' ? this.config.window_size : Infinity;
-      feeds[IO.attentionBias(kind)] = new OrtTensor('float32', attentionBias(mask, this.pastLen, T, window), [B, 1, T, total]);
+      const capacity = this.capacity[kind];
+      feeds[IO.attentionBias(kind)] = new OrtTensor('float32', this.attentionBias(kind, mask, T), [B, 1, T, capacity + T]);
     }
-    this.past.forEach((cache, layer) => {
-      feeds[IO.pastKey(layer)] = new OrtTensor('float32', cache.key, [B, H, this.pastLen, D]);
-      feeds[IO.pastValue(layer)] = new OrtTensor('float32', cache.value, [B, H, this.pastLen, D]);
+    const { num_heads: H } = this.config;
+    const D = this.headDim;
+    this.caches.forEach((cache, layer) => {
+      const capacity = this.capacity[this.config.attention_layers[layer]!];
+      feeds[IO.cachedKeys(layer)] = new OrtTensor('float32', cache.keysT, [B, H, D, capacity]);
+      feeds[IO.cachedValues(layer)] = new OrtTensor('float32', cache.values, [B, H, capacity, D]);
     });
 
     const outputs = await this.runtime.run(feeds);
-    this.past = this.past.map((_, layer) => ({
-      key: outputs[IO.presentKey(layer)]!.data as Float32Array,
-      value: outputs[IO.presentValue(layer)]!.data as Float32Array,
-    }));
-    this.pastLen = total;
+    this.store(outputs, T);
     return {
       data: outputs[IO.logits]!.data as Float32Array,
       dims: [B, options.allPositions ? T : 1, V],
@@ -112,18 +125,100 @@ export class GPTNeoDecoderSession implements DecoderSession {
         throw new InputError(`reorder: row ${r} does not exist (batch size ${this.rows})`);
       }
     }
-    const rowSize = (this.config.hidden_size * this.pastLen);
-    const gather = (source: Float32Array) => {
-      const target = new Float32Array(rows.length * rowSize);
-      rows.forEach((r, i) => target.set(source.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
-      return target;
-    };
-    this.past = this.past.map(({ key, value }) => ({ key: gather(key), value: gather(value) }));
+    this.caches = this.caches.map((cache, layer) => {
+      const rowSize = this.config.hidden_size * this.capacity[this.config.attention_layers[layer]!];
+      const gather = (source: Float32Array) => {
+        const target = new Float32Array(rows.length * rowSize);
+        rows.forEach((r, i) => target.set(source.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+        return target;
+      };
+      return { keysT: gather(cache.keysT), values: gather(cache.values) };
+    });
     this.rows = rows.length;
   }
 
   dispose(): void {
-    this.past = [];
+    this.caches = [];
+  }
+
+  /** Cache index of a slot: global layers keep every slot, local layers a ring of `window` slots. */
+  private index(kind: AttentionType, slot: number): number {
+    return kind === 'local' ? slot % this.config.window_size : slot;
+  }
+
+  /** Writes this step's keys and values into the cache, growing it first when needed. */
+  private store(outputs: Record<string, OrtTensor>, T: number): void {
+    const total = this.pastLen + T;
+    const needed = Math.ceil(total / CAPACITY_STEP) * CAPACITY_STEP;
+    if (needed > this.capacity.global) this.resize(needed);
+    const { num_heads: H } = this.config;
+    const D = this.headDim;
+    this.caches.forEach((cache, layer) => {
+      const kind = this.config.attention_layers[layer]!;
+      const capacity = this.capacity[kind];
+      const newKeysT = outputs[IO.newKeys(layer)]!.data as Float32Array;
+      const newValues = outputs[IO.newValues(layer)]!.data as Float32Array;
+      // A local layer only needs the last `window` of the new tokens.
+      const first = kind === 'local' ? Math.max(0, T - this.config.window_size) : 0;
+      for (let t = first; t < T; t++) {
+        const index = this.index(kind, this.pastLen + t);
+        for (let bh = 0; bh < this.rows * H; bh++) {
+          for (let d = 0; d < D; d++) cache.keysT[(bh * D + d) * capacity + index] = newKeysT[(bh * D + d) * T + t]!;
+          cache.values.set(newValues.subarray((bh * T + t) * D, (bh * T + t + 1) * D), (bh * capacity + index) * D);
+        }
+      }
+    });
+    this.pastLen = total;
+  }
+
+  /** Grows every layer's cache to `capacity` slots (local layers to at most their window), keeping contents. */
+  private resize(capacity: number): void {
+    const next = { global: capacity, local: Math.min(capacity, this.config.window_size) };
+    const { num_heads: H } = this.config;
+    const D = this.headDim;
+    const BH = this.rows * H;
+    this.caches = this.config.attention_layers.map((kind, layer) => {
+      const old = this.caches[layer];
+      const from = this.capacity[kind];
+      const to = next[kind];
+      if (old && from === to) return old;
+      const keysT = new Float32Array(BH * D * to);
+      const values = new Float32Array(BH * to * D);
+      if (old) {
+        for (let row = 0; row < BH * D; row++) keysT.set(old.keysT.subarray(row * from, (row + 1) * from), row * to);
+        for (let bh = 0; bh < BH; bh++) values.set(old.values.subarray(bh * from * D, (bh + 1) * from * D), bh * to * D);
+      }
+      return { keysT, values };
+    });
+    this.capacity = next;
+  }
+
+  /**
+   * [batch, 1, T, capacity + T] additive bias over [cached slots, new tokens]. Query t sits in slot
+   * past+t and sees slot j iff j <= slot, slot - window < j (local layers) and j is not padding. Slots,
+   * not position ids, define the window, as in Hugging Face's GPT-Neo.
+   */
+  private attentionBias(kind: AttentionType, mask: number[][], T: number): Float32Array {
+    const past = this.pastLen;
+    const capacity = this.capacity[kind];
+    const window = kind === 'local' ? this.config.window_size : Infinity;
+    const width = capacity + T;
+    const bias = new Float32Array(mask.length * T * width).fill(HIDDEN);
+    // The slot each cache index holds (or -1 when empty): the latest past slot that maps to that index.
+    const slotAt = new Int32Array(capacity).fill(-1);
+    for (let slot = Math.max(0, past - Math.min(window, capacity)); slot < past; slot++) slotAt[this.index(kind, slot)] = slot;
+    mask.forEach((row, b) => {
+      for (let t = 0; t < T; t++) {
+        const query = past + t;
+        const offset = (b * T + t) * width;
+        for (let i = 0; i < capacity; i++) {
+          const j = slotAt[i]!;
+          if (j >= 0 && query - j < window && row[j]) bias[offset + i] = 0;
+        }
+        for (let k = Math.max(0, t - window + 1); k <= t; k++) if (row[past + k]) bias[offset + capacity + k] = 0;
+      }
+    });
+    return bias;
   }
 }
 
@@ -138,22 +233,4 @@ function checkRectangle(rows: number[][], name: string, batch: number): number {
     }
   });
   return width;
-}
-
-/**
- * [batch, 1, T, past+T] additive bias: query t sits in cache slot past+t and sees key slot j iff
- * j <= slot, slot - window < j (local layers), and the key is not padding. Slots, not position ids,
- * define the window, as in Hugging Face's GPT-Neo.
- */
-function attentionBias(mask: number[][], past: number, T: number, window: number): Float32Array {
-  const total = past + T;
-  const bias = new Float32Array(mask.length * T * total).fill(HIDDEN);
-  mask.forEach((row, b) => {
-    for (let t = 0; t < T; t++) {
-      const slot = past + t;
-      const offset = (b * T + t) * total;
-      for (let j = Math.max(0, slot - window + 1); j <= slot; j++) if (row[j]) bias[offset + j] = 0;
-    }
-  });
-  return bias;
 }

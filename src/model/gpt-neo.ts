@@ -2,7 +2,7 @@
 // config -> embeddings -> blocks (attention, MLP) -> final LayerNorm -> tied LM head.
 // Everything is 2-D [tokens, hidden] except inside attention, where [batch, heads, seq, head_dim] is needed.
 import { ELEMENT_TYPE_CODES, type GraphBuilder } from '../onnx/graph.js';
-import type { GPTNeoConfig } from './config.js';
+import type { AttentionType, GPTNeoConfig } from './config.js';
 
 /** Where the graph gets its parameters from: exact tensors, and linear layers in the chosen weight format. */
 export interface ParameterSource {
@@ -21,11 +21,14 @@ export const IO = {
   positionIds: 'position_ids',
   /** Which rows of [batch * seq] get logits (all for scoring, the last of each row for generation). */
   logitRows: 'logit_rows',
-  attentionBias: (kind: 'global' | 'local') => `attention_bias_${kind}`,
-  pastKey: (layer: number) => `past_key.${layer}`,
-  pastValue: (layer: number) => `past_value.${layer}`,
-  presentKey: (layer: number) => `present_key.${layer}`,
-  presentValue: (layer: number) => `present_value.${layer}`,
+  attentionBias: (kind: AttentionType) => `attention_bias_${kind}`,
+  /** Cached keys, stored transposed [batch, heads, head_dim, capacity] so q k^T needs no transpose of the cache. */
+  cachedKeys: (layer: number) => `cached_keys_t.${layer}`,
+  /** Cached values [batch, heads, capacity, head_dim]. */
+  cachedValues: (layer: number) => `cached_values.${layer}`,
+  /** This step's keys [batch, heads, head_dim, seq] and values [batch, heads, seq, head_dim], for the caller's cache. */
+  newKeys: (layer: number) => `new_keys_t.${layer}`,
+  newValues: (layer: number) => `new_values.${layer}`,
   logits: 'logits',
   /** log(sum(exp(logits))) per row in float64, so log-probabilities need no pass over the vocabulary in JS. */
   logSumExp: 'logsumexp',
@@ -39,13 +42,16 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
   const inputIds = g.input(IO.inputIds, 'int64', ['batch', 'seq']);
   const positionIds = g.input(IO.positionIds, 'int64', ['batch', 'seq']);
   const logitRows = g.input(IO.logitRows, 'int64', ['rows']);
-  // Additive masks [batch, 1, seq, past + seq] (0 or float32 min) encode causality, the local window and padding.
+  // The KV cache lives outside the graph in preallocated buffers that the caller updates with each step's new
+  // keys and values, so no step copies the whole cache. Attention runs over [cached slots, new tokens]; an
+  // additive mask [batch, 1, seq, capacity + seq] (0 or float32 min) encodes causality, the local window,
+  // padding and unused cache slots. Local layers only ever cache their window (a ring buffer).
   const bias = Object.fromEntries(
     [...new Set(config.attention_layers)].map((kind) => [
       kind,
-      g.input(IO.attentionBias(kind), 'float32', ['batch', 1, 'seq', 'total']),
+      g.input(IO.attentionBias(kind), 'float32', ['batch', 1, 'seq', `cache_${kind}+seq`]),
     ]),
-  ) as Record<'global' | 'local', string>;
+  ) as Record<AttentionType, string>;
 
   // [batch, seq, heads, head_dim] as a runtime shape, for splitting [tokens, hidden] into heads.
   const headsShape = g.node('Concat', [g.node('Shape', [inputIds]), g.constInt64([H, D])], { axis: 0 });
@@ -63,25 +69,35 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
       epsilon: { float: config.layer_norm_epsilon },
     });
 
+  // [cache capacity, seq]: where the softmax over [cached keys, new keys] splits.
+  const seqLength = g.node('Slice', [g.node('Shape', [inputIds]), g.constInt64([1]), g.constInt64([2])]);
+  const splitSizes = (cachedValues: string) =>
+    g.node('Concat', [g.node('Slice', [g.node('Shape', [cachedValues]), g.constInt64([2]), g.constInt64([3])]), seqLength], {
+      axis: 0,
+    });
+
   const splitHeads = (x: string) => g.node('Transpose', [g.node('Reshape', [x, headsShape])], { perm: [0, 2, 1, 3] });
 
-  // ---- attention: q k^T with NO 1/sqrt(head_dim) scaling, float32 softmax, past keys kept in the cache
+  // ---- attention: q k^T with NO 1/sqrt(head_dim) scaling, float32 softmax over cached and new keys
   const attention = (x: string, layer: number): string => {
     const name = `transformer.h.${layer}.attn.attention`;
+    const kind = config.attention_layers[layer]!;
     const q = splitHeads(params.linear(x, `${name}.q_proj`, C, C, false));
-    const newK = splitHeads(params.linear(x, `${name}.k_proj`, C, C, false));
-    const newV = splitHeads(params.linear(x, `${name}.v_proj`, C, C, false));
-    const pastK = g.input(IO.pastKey(layer), 'float32', ['batch', H, 'past', D]);
-    const pastV = g.input(IO.pastValue(layer), 'float32', ['batch', H, 'past', D]);
-    const k = g.node('Concat', [pastK, newK], { axis: 2 });
-    const v = g.node('Concat', [pastV, newV], { axis: 2 });
-    g.output(k, IO.presentKey(layer), 'float32', ['batch', H, 'total', D]);
-    g.output(v, IO.presentValue(layer), 'float32', ['batch', H, 'total', D]);
+    const newKeysT = g.node('Transpose', [splitHeads(params.linear(x, `${name}.k_proj`, C, C, false))], {
+      perm: [0, 1, 3, 2],
+    });
+    const newValues = splitHeads(params.linear(x, `${name}.v_proj`, C, C, false));
+    g.output(newKeysT, IO.newKeys(layer), 'float32', ['batch', H, D, 'seq']);
+    g.output(newValues, IO.newValues(layer), 'float32', ['batch', H, 'seq', D]);
+    const cachedKeysT = g.input(IO.cachedKeys(layer), 'float32', ['batch', H, D, `cache_${kind}`]);
+    const cachedValues = g.input(IO.cachedValues(layer), 'float32', ['batch', H, `cache_${kind}`, D]);
 
-    const scores = g.node('MatMul', [q, g.node('Transpose', [k], { perm: [0, 1, 3, 2] })]);
-    const probs = g.node('Softmax', [g.node('Add', [scores, bias[config.attention_layers[layer]!]])], { axis: -1 });
-    const context = g.node('Transpose', [g.node('MatMul', [probs, v])], { perm: [0, 2, 1, 3] });
-    return params.linear(g.node('Reshape', [context, tokensShape]), `${name}.out_proj`, C, C, true);
+    const scores = g.node('Concat', [g.node('MatMul', [q, cachedKeysT]), g.node('MatMul', [q, newKeysT])], { axis: -1 });
+    const probs = g.node('Softmax', [g.node('Add', [scores, bias[kind]])], { axis: -1 });
+    const [cachedProbs, newProbs] = g.nodeOutputs('Split', [probs, splitSizes(cachedValues)], 2, { axis: -1 });
+    const context = g.node('Add', [g.node('MatMul', [cachedProbs!, cachedValues]), g.node('MatMul', [newProbs!, newValues])]);
+    const merged = g.node('Transpose', [context], { perm: [0, 2, 1, 3] });
+    return params.linear(g.node('Reshape', [merged, tokensShape]), `${name}.out_proj`, C, C, true);
   };
 
   // ---- MLP: c_fc -> gelu_new (the tanh approximation) -> c_proj

@@ -77,6 +77,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Adds a node with several outputs and returns their names. */
+  nodeOutputs(opType: string, inputs: string[], count: number, attributes: Record<string, AttributeValue> = {}): string[] {
+    const outputs = Array.from({ length: count }, (_, i) => `${opType.toLowerCase()}_${this.counter++}_${i}`);
+    this.node(opType, inputs, attributes, { outputs });
+    return outputs;
+  }
+
   /** Adds a node and returns its (first) output name. */
   node(
     opType: string,

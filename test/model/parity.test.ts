@@ -85,4 +85,18 @@ describe.each(MODELS)('%s matches the reference', (name) => {
     }
     session.dispose();
   });
+
+  it('the cache stays exact across growth and local ring wrap-around, in chunks of any size', async () => {
+    const length = 120; // beyond the first cache capacity (64) and many times the local window
+    const ids = Array.from({ length }, (_, i) => (i * 7919 + 11) % 900);
+    const full = await model.forward({ input_ids: [ids] });
+    const V = full.logits.dims[2]!;
+    const session = model.createSession(1);
+    for (let start = 0, chunk = 1; start < length; start += chunk, chunk = (chunk % 13) + 2) {
+      const piece = ids.slice(start, start + chunk);
+      const out = await session.forward({ input_ids: [piece] }, { allPositions: true });
+      expect(maxAbsDiff(out.data, full.logits.data.subarray(start * V, (start + piece.length) * V))).toBeLessThan(TOL);
+    }
+    session.dispose();
+  });
 });
