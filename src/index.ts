@@ -24,3 +24,12 @@ export {
 export { pipeline, type TextGenerationOptions, type TextGenerationOutput, type TextGenerationPipeline } from './pipeline/index.js';
 export { HubError, type HubOptions, resolveModelFolder } from './hub/index.js';
 export { CheckpointError, openCheckpoint } from './weights/index.js';
+export {
+  defaultEvalDataDir,
+  EvalDataError,
+  type EvalResults,
+  evaluate,
+  type EvaluateOptions,
+  formatResultsTable,
+  TASK_NAMES,
+} from './eval/index.js';

@@ -2,12 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { downloadCommand } from './download.js';
+import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('gpt-neo')
-  .description("EleutherAI's GPT-Neo models on ONNX Runtime: generate text, download models.")
+  .description("EleutherAI's GPT-Neo models on ONNX Runtime: generate text, download and evaluate models.")
   .version(version)
   .showHelpAfterError()
   .addHelpText(
@@ -20,10 +21,12 @@ Environment:
 Examples:
   gpt-neo generate "EleutherAI has"
   gpt-neo generate --model EleutherAI/gpt-neo-125M --max-new-tokens 40 --do-sample --seed 1 "Once upon a time"
-  gpt-neo download EleutherAI/gpt-neo-1.3B`,
+  gpt-neo download EleutherAI/gpt-neo-1.3B
+  gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json`,
   );
 program.addCommand(generateCommand());
 program.addCommand(downloadCommand());
+program.addCommand(evalCommand());
 
 try {
   await program.parseAsync();

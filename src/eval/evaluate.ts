@@ -1,5 +1,4 @@
-import os from 'node:os';
-import path from 'node:path';
+import { gptNeoCacheDir } from '../util/cache-dir.js';
 import { type Progress, startProgress } from '../util/progress.js';
 import {
   lambadaMetrics,
@@ -69,9 +68,7 @@ export interface EvaluateOptions {
 
 /** Where evaluation data is looked for by default: $GPT_NEO_CACHE/eval, else beside the Hugging Face cache. */
 export function defaultEvalDataDir(): string {
-  if (process.env.GPT_NEO_CACHE) return path.join(process.env.GPT_NEO_CACHE, 'eval');
-  const hfHome = process.env.HF_HOME ?? path.join(os.homedir(), '.cache', 'huggingface');
-  return path.join(hfHome, 'gpt-neo', 'eval');
+  return gptNeoCacheDir('eval');
 }
 
 function positiveInteger(value: number, name: string): number {

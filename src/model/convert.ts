@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
+import { gptNeoCacheDir } from '../util/cache-dir.js';
 import { openCheckpoint } from '../weights/index.js';
 import type { GPTNeoConfig } from './config.js';
 import { buildGPTNeoGraph } from './gpt-neo.js';
@@ -11,13 +11,6 @@ import { checkpointParameters, type WeightFormat } from './parameters.js';
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
 const GRAPH_FORMAT_VERSION = 2;
-
-/** Where converted models live: $GPT_NEO_CACHE, else next to the Hugging Face cache. */
-export function conversionCacheDir(): string {
-  if (process.env.GPT_NEO_CACHE) return path.join(process.env.GPT_NEO_CACHE, 'onnx');
-  const hfHome = process.env.HF_HOME ?? path.join(os.homedir(), '.cache', 'huggingface');
-  return path.join(hfHome, 'gpt-neo', 'onnx');
-}
 
 /**
  * Returns the path of an ONNX model for (checkpoint, weight format), converting the checkpoint on first use.
@@ -31,7 +24,7 @@ export async function prepareOnnxModel(folder: string, config: GPTNeoConfig, for
       .update(JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, weights: checkpoint.contentKey, config }))
       .digest('hex')
       .slice(0, 32);
-    const target = path.join(conversionCacheDir(), `${path.basename(path.resolve(folder))}-${format}-${key}`);
+    const target = path.join(gptNeoCacheDir('onnx'), `${path.basename(path.resolve(folder))}-${format}-${key}`);
     const modelPath = path.join(target, MODEL_FILE);
     if (existsSync(modelPath)) return modelPath;
 

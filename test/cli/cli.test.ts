@@ -1,6 +1,6 @@
 // The built `gpt-neo` command end to end: a real process, a local fake Hub, the fixture models.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -112,5 +112,31 @@ describe('gpt-neo download', () => {
     const snapshot = path.join(cache, 'models--EleutherAI--gpt-neo-1.3B', 'snapshots', COMMIT);
     expect(stdout.trim()).toBe(snapshot);
     expect(readlinkSync(path.join(snapshot, 'model.safetensors'))).toMatch(/^\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
+  });
+});
+
+describe('gpt-neo eval', () => {
+  const dataDir = path.join(import.meta.dirname, '..', 'fixtures', 'eval');
+
+  it('prints the card-style table and writes the harness JSON', async () => {
+    const output = path.join(mkdtempSync(path.join(os.tmpdir(), 'gpt-neo-cli-eval-')), 'results.json');
+    const result = await gptNeo(
+      'eval', '--model', fixture('tiny-trained'), '--tasks', 'lambada,piqa', '--data-dir', dataDir, '--limit', '4', '--output', output,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain('lambada');
+    expect(result.stdout).toContain('piqa');
+    const json = JSON.parse(readFileSync(output, 'utf8'));
+    expect(Object.keys(json.results).sort()).toEqual(['lambada', 'piqa']);
+    expect(Object.keys(json.results.lambada).sort()).toEqual(['acc', 'acc_stderr', 'ppl', 'ppl_stderr']);
+    expect(json.results.piqa.acc).toBeGreaterThanOrEqual(0);
+    expect(json.config.limit).toBe(4);
+  });
+
+  it('names a missing data file', async () => {
+    const empty = mkdtempSync(path.join(os.tmpdir(), 'gpt-neo-cli-nodata-'));
+    const result = await gptNeo('eval', '--model', fixture('tiny-trained'), '--tasks', 'piqa', '--data-dir', empty);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(path.join(empty, 'piqa'));
   });
 });

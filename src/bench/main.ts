@@ -1,0 +1,76 @@
+// `npm run bench`: decode and prefill speed, start-up time and peak memory of GPT-Neo 1.3B-shaped
+// random weights in every weight format, against the memory bandwidth measured in the same run.
+import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Command, Option } from 'commander';
+import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
+import { measureReadBandwidth } from './bandwidth.js';
+import { ensureRandomCheckpoint } from './random-checkpoint.js';
+import type { RunReport } from './run.js';
+
+const program = new Command('bench')
+  .description('Benchmark GPT-Neo 1.3B-shaped random weights (written once to the cache folder, never committed)')
+  .option('--folder <dir>', 'where the random checkpoint and its conversions live', path.join(os.homedir(), '.cache', 'gpt-neo-bench'))
+  .addOption(new Option('--dtypes <list>', 'weight formats to run, comma separated').default(WEIGHT_FORMATS.join(',')))
+  .option('--threads <n>', 'compute threads', String(os.availableParallelism()))
+  .option('--decode-tokens <n>', 'tokens decoded per measurement', '32')
+  .parse();
+const options = program.opts<{ folder: string; dtypes: string; threads: string; decodeTokens: string }>();
+
+const checkpoint = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
+const threads = Number(options.threads);
+console.error(`measuring memory read bandwidth with ${threads} threads...`);
+const bandwidth = await measureReadBandwidth(threads);
+
+const runScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.js');
+const cache = path.join(options.folder, 'conversions');
+
+/** Each measurement runs in a fresh process, so start-up time and peak RSS are the process's own. */
+async function runChild(dtype: WeightFormat): Promise<RunReport> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [runScript, checkpoint, dtype, String(threads), options.decodeTokens],
+    { env: { ...process.env, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
+  );
+  return JSON.parse(stdout) as RunReport;
+}
+
+const rows: string[][] = [];
+for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
+  await rm(path.join(cache, 'onnx'), { recursive: true, force: true });
+  console.error(`${dtype}: cold start (converting)...`);
+  const cold = await runChild(dtype);
+  console.error(`${dtype}: warm start...`);
+  const warm = await runChild(dtype);
+  const limit = bandwidth / warm.weightBytesPerToken;
+  rows.push([
+    dtype,
+    (warm.weightBytesPerToken / 1e9).toFixed(2),
+    warm.decodeShort.toFixed(2),
+    ((warm.decodeShort * warm.weightBytesPerToken) / 1e9).toFixed(1),
+    limit.toFixed(2),
+    (warm.decodeShort / limit).toFixed(2),
+    warm.decodeLong.toFixed(2),
+    (warm.decodeLong / warm.decodeShort).toFixed(2),
+    warm.prefill512.toFixed(1),
+    cold.firstTokenSeconds.toFixed(1),
+    warm.firstTokenSeconds.toFixed(1),
+    (warm.peakRssBytes / 1e9).toFixed(2),
+    ((1.25 * warm.weightBytesPerToken + 0.5e9) / 1e9).toFixed(2),
+  ]);
+}
+
+const header = [
+  'dtype', 'weights read/token (GB)', 'decode tok/s @16', 'effective GB/s', 'limit tok/s', 'ratio',
+  'decode tok/s @1900', '@1900 / @16', 'prefill 512 tok/s', 'first token cold (s)', 'first token warm (s)',
+  'peak RSS (GB)', 'RSS budget (GB)',
+];
+console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${threads} threads`);
+console.log(`Measured read bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s (float32 GEMV over 1 GiB in ONNX Runtime)\n`);
+console.log(`| ${header.join(' | ')} |`);
+console.log(`|${header.map(() => '---').join('|')}|`);
+for (const row of rows) console.log(`| ${row.join(' | ')} |`);

@@ -1,0 +1,57 @@
+// One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
+import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+
+export interface RunReport {
+  firstTokenSeconds: number;
+  /** Bytes of weights one decoded token reads: every linear layer and the head, one embedding row each. */
+  weightBytesPerToken: number;
+  decodeShort: number;
+  decodeLong: number;
+  prefill512: number;
+  peakRssBytes: number;
+}
+
+const [folder, dtype, threadsText, decodeTokensText] = process.argv.slice(2) as [string, WeightFormat, string, string];
+const decodeTokens = Number(decodeTokensText);
+const prompt = (length: number) => Array.from({ length }, (_, i) => (i * 7919) % 50000);
+
+const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads: Number(threadsText) });
+
+// Time to first token: process start -> the first generated token of a short prompt.
+const first = model.createSession(1);
+await first.forward({ input_ids: [prompt(8)] });
+const firstTokenSeconds = performance.now() / 1000;
+first.dispose();
+
+async function decodeSpeed(context: number): Promise<number> {
+  const session = model.createSession(1);
+  await session.forward({ input_ids: [prompt(context)] });
+  await session.forward({ input_ids: [[11]] }); // warm-up step
+  const started = performance.now();
+  for (let i = 0; i < decodeTokens; i++) await session.forward({ input_ids: [[(i * 31) % 50000]] });
+  session.dispose();
+  return decodeTokens / ((performance.now() - started) / 1000);
+}
+
+const decodeShort = await decodeSpeed(16);
+const decodeLong = await decodeSpeed(1900);
+
+const prefill = model.createSession(1);
+const started = performance.now();
+await prefill.forward({ input_ids: [prompt(512)] });
+const prefill512 = 512 / ((performance.now() - started) / 1000);
+prefill.dispose();
+
+const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V } = model.config;
+const linearParams = L * (4 * C * C + 2 * C * I) + V * C;
+const bytesPerParam = { fp32: 4, q8: 1 + 5 / 32, q4: 0.5 + 4.5 / 32 }[dtype]; // codes + scale and zero point per block of 32
+const report: RunReport = {
+  firstTokenSeconds,
+  weightBytesPerToken: linearParams * bytesPerParam,
+  decodeShort,
+  decodeLong,
+  prefill512,
+  peakRssBytes: process.resourceUsage().maxRSS * 1024,
+};
+await model.dispose();
+process.stdout.write(JSON.stringify(report));
