@@ -12,6 +12,8 @@ export interface FromPretrainedOptions {
   dtype?: WeightFormat;
   /** Intra-op threads; default: number of cores. */
   threads?: number;
+  /** ONNX Runtime's worker threads spin while waiting for work (default off; `npm run bench` measures both). */
+  spinning?: boolean;
 }
 
 export interface CausalLMOutput {
@@ -44,7 +46,12 @@ export class GPTNeoForCausalLM {
     }
     const config = await loadConfig(folder);
     const modelPath = await prepareOnnxModel(folder, config, dtype);
-    const runtime = await RuntimeSession.create(modelPath, { threads: options.threads });
+    // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
+    const runtime = await RuntimeSession.create(modelPath, {
+      threads: options.threads,
+      spinning: options.spinning,
+      prepackWeights: dtype !== 'fp32',
+    });
     return new GPTNeoForCausalLM(config, dtype, runtime);
   }
 

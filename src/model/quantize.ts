@@ -1,3 +1,32 @@
+/** A [N, K] weight (nn.Linear layout) as int8 codes per output channel, transposed for MatMulInteger. */
+export interface ChannelQuantized {
+  /** [K, N]: w[n, k] ≈ codes[k * N + n] * scales[n]. */
+  codes: Int8Array;
+  /** [N] */
+  scales: Float32Array;
+  /** [N]: sum over k of codes[k, n], for applying activation zero points after the product. */
+  codeSums: Float32Array;
+}
+
+/** Symmetric int8 quantization per output channel (row of the nn.Linear weight): code = round(w / (max|w| / 127)). */
+export function quantizePerChannel(weight: Float32Array, N: number, K: number): ChannelQuantized {
+  const codes = new Int8Array(K * N);
+  const scales = new Float32Array(N);
+  const codeSums = new Float32Array(N);
+  for (let n = 0; n < N; n++) {
+    let max = 0;
+    for (let k = 0; k < K; k++) max = Math.max(max, Math.abs(weight[n * K + k]!));
+    const scale = max > 0 ? max / 127 : 1;
+    scales[n] = scale;
+    for (let k = 0; k < K; k++) {
+      const code = Math.round(weight[n * K + k]! / scale);
+      codes[k * N + n] = code;
+      codeSums[n] += code;
+    }
+  }
+  return { codes, scales, codeSums };
+}
+
 /** A [N, K] weight quantized in blocks along K, in ONNX Runtime's MatMulNBits layout. */
 export interface BlockQuantized {
   bits: 4 | 8;

@@ -2,7 +2,7 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
-export type ElementType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'uint8';
+export type ElementType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'uint8' | 'int8';
 
 export const ELEMENT_TYPE_CODES: Record<ElementType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
@@ -11,10 +11,11 @@ export const ELEMENT_TYPE_CODES: Record<ElementType, number> = {
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
   uint8: onnx.TensorProto.DataType.UINT8,
+  int8: onnx.TensorProto.DataType.INT8,
 };
 
 /** Raw contents of a weight, produced only when the model file is written (so weights stream one at a time). */
-export type WeightData = Float32Array | Uint8Array | Uint16Array | BigInt64Array;
+export type WeightData = Float32Array | Uint8Array | Int8Array | Uint16Array | BigInt64Array;
 
 export interface Weight {
   name: string;
@@ -66,6 +67,12 @@ export class GraphBuilder {
         int64Data: values,
       }),
     );
+    return name;
+  }
+
+  constUint8(value: number): string {
+    const name = `const_${this.counter++}`;
+    this.constants.push(onnx.TensorProto.create({ name, dataType: ELEMENT_TYPE_CODES.uint8, dims: [], int32Data: [value] }));
     return name;
   }
 

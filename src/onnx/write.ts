@@ -12,7 +12,7 @@ export const WEIGHTS_FILE = 'weights.bin';
 /** Weight offsets are aligned so ONNX Runtime can memory-map them instead of copying. */
 const WEIGHT_ALIGNMENT = 64 * 1024;
 
-const ELEMENT_BYTES: Record<ElementType, number> = { float32: 4, float64: 8, float16: 2, int64: 8, int32: 4, uint8: 1 };
+const ELEMENT_BYTES: Record<ElementType, number> = { float32: 4, float64: 8, float16: 2, int64: 8, int32: 4, uint8: 1, int8: 1 };
 
 /**
  * Writes the graph as `model.onnx` with every weight in the external data file `weights.bin`
