@@ -30,10 +30,10 @@ const runScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.j
 const cache = path.join(options.folder, 'conversions');
 
 /** Each measurement runs in a fresh process, so start-up time and peak RSS are the process's own. */
-async function runChild(dtype: WeightFormat): Promise<RunReport> {
+async function runChild(dtype: WeightFormat, spinning: 'on' | 'off'): Promise<RunReport> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [runScript, checkpoint, dtype, String(threads), options.decodeTokens],
+    [runScript, checkpoint, dtype, String(threads), options.decodeTokens, spinning],
     { env: { ...process.env, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
   );
   return JSON.parse(stdout) as RunReport;
@@ -43,14 +43,17 @@ const rows: string[][] = [];
 for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
   await rm(path.join(cache, 'onnx'), { recursive: true, force: true });
   console.error(`${dtype}: cold start (converting)...`);
-  const cold = await runChild(dtype);
+  const cold = await runChild(dtype, 'off');
   console.error(`${dtype}: warm start...`);
-  const warm = await runChild(dtype);
+  const warm = await runChild(dtype, 'off');
+  console.error(`${dtype}: warm start, threads spinning...`);
+  const spinning = await runChild(dtype, 'on');
   const limit = bandwidth / warm.weightBytesPerToken;
   rows.push([
     dtype,
     (warm.weightBytesPerToken / 1e9).toFixed(2),
     warm.decodeShort.toFixed(2),
+    spinning.decodeShort.toFixed(2),
     ((warm.decodeShort * warm.weightBytesPerToken) / 1e9).toFixed(1),
     limit.toFixed(2),
     (warm.decodeShort / limit).toFixed(2),
@@ -65,7 +68,7 @@ for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
 }
 
 const header = [
-  'dtype', 'weights read/token (GB)', 'decode tok/s @16', 'effective GB/s', 'limit tok/s', 'ratio',
+  'dtype', 'weights read/token (GB)', 'decode tok/s @16', '(spinning on)', 'effective GB/s', 'limit tok/s', 'ratio',
   'decode tok/s @1900', '@1900 / @16', 'prefill 512 tok/s', 'first token cold (s)', 'first token warm (s)',
   'peak RSS (GB)', 'RSS budget (GB)',
 ];

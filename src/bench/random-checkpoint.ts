@@ -50,9 +50,15 @@ function noise(count: number, seed: number): Float32Array {
  * unless it is already there. Only for benchmarks: it is never committed.
  */
 export async function ensureRandomCheckpoint(folder: string): Promise<string> {
-  if (existsSync(path.join(folder, 'model.safetensors'))) return folder;
+  if (!existsSync(path.join(folder, 'model.safetensors'))) await writeRandomCheckpoint(folder, GPT_NEO_1_3B_CONFIG);
+  return folder;
+}
+
+/** A GPT-Neo checkpoint (config.json + model.safetensors) with random weights in the shape `config` gives. */
+export async function writeRandomCheckpoint(folder: string, config: typeof GPT_NEO_1_3B_CONFIG): Promise<void> {
   await mkdir(folder, { recursive: true });
-  const { hidden_size: C, vocab_size: V, max_position_embeddings: P, num_layers } = GPT_NEO_1_3B_CONFIG;
+  const { hidden_size: C, vocab_size: V, max_position_embeddings: P, num_layers } = config;
+  const I = 4 * C; // intermediate_size: null
   const tensors: Array<{ name: string; shape: number[]; fill: 'noise' | 'ones' | 'zeros' }> = [
     { name: 'transformer.wte.weight', shape: [V, C], fill: 'noise' },
     { name: 'transformer.wpe.weight', shape: [P, C], fill: 'noise' },
@@ -69,9 +75,9 @@ export async function ensureRandomCheckpoint(folder: string): Promise<string> {
       { name: `${h}.attn.attention.out_proj.bias`, shape: [C], fill: 'zeros' },
       { name: `${h}.ln_2.weight`, shape: [C], fill: 'ones' },
       { name: `${h}.ln_2.bias`, shape: [C], fill: 'zeros' },
-      { name: `${h}.mlp.c_fc.weight`, shape: [4 * C, C], fill: 'noise' },
-      { name: `${h}.mlp.c_fc.bias`, shape: [4 * C], fill: 'noise' },
-      { name: `${h}.mlp.c_proj.weight`, shape: [C, 4 * C], fill: 'noise' },
+      { name: `${h}.mlp.c_fc.weight`, shape: [I, C], fill: 'noise' },
+      { name: `${h}.mlp.c_fc.bias`, shape: [I], fill: 'noise' },
+      { name: `${h}.mlp.c_proj.weight`, shape: [C, I], fill: 'noise' },
       { name: `${h}.mlp.c_proj.bias`, shape: [C], fill: 'noise' },
     );
   }
@@ -89,7 +95,6 @@ export async function ensureRandomCheckpoint(folder: string): Promise<string> {
       },
     })),
   );
-  await writeFile(path.join(folder, 'config.json'), JSON.stringify(GPT_NEO_1_3B_CONFIG, null, 2));
+  await writeFile(path.join(folder, 'config.json'), JSON.stringify(config, null, 2));
   await rename(staging, path.join(folder, 'model.safetensors'));
-  return folder;
 }

@@ -11,11 +11,11 @@ export interface RunReport {
   peakRssBytes: number;
 }
 
-const [folder, dtype, threadsText, decodeTokensText] = process.argv.slice(2) as [string, WeightFormat, string, string];
+const [folder, dtype, threadsText, decodeTokensText, spinningText] = process.argv.slice(2) as [string, WeightFormat, string, string, string];
 const decodeTokens = Number(decodeTokensText);
 const prompt = (length: number) => Array.from({ length }, (_, i) => (i * 7919) % 50000);
 
-const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads: Number(threadsText) });
+const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads: Number(threadsText), spinning: spinningText === 'on' });
 
 // Time to first token: process start -> the first generated token of a short prompt.
 const first = model.createSession(1);
@@ -43,11 +43,17 @@ const prefill512 = 512 / ((performance.now() - started) / 1000);
 prefill.dispose();
 
 const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V } = model.config;
-const linearParams = L * (4 * C * C + 2 * C * I) + V * C;
-const bytesPerParam = { fp32: 4, q8: 1 + 5 / 32, q4: 0.5 + 4.5 / 32 }[dtype]; // codes + scale and zero point per block of 32
+const blockParams = L * (4 * C * C + 2 * C * I);
+const headParams = V * C;
+// Codes plus their scales (and zero points) per block of 32 for q4; q8 keeps the tied head in float32.
+const weightBytesPerToken = {
+  fp32: 4 * (blockParams + headParams),
+  q8: blockParams + 4 * headParams,
+  q4: (0.5 + 4.5 / 32) * (blockParams + headParams),
+}[dtype];
 const report: RunReport = {
   firstTokenSeconds,
-  weightBytesPerToken: linearParams * bytesPerParam,
+  weightBytesPerToken,
   decodeShort,
   decodeLong,
   prefill512,

@@ -23,6 +23,7 @@ export function evalCommand(): Command {
     .option('--batch-size <n>', 'sequences per forward pass', integer, 4)
     .addOption(new Option('--dtype <format>', 'weight format').choices(WEIGHT_FORMATS).default('fp32'))
     .option('--threads <n>', 'compute threads (default: number of cores)', integer)
+    .addOption(new Option('--pile-split <split>', 'which Pile file to read (test.jsonl.zst or val.jsonl.zst)').choices(['test', 'val']).default('test'))
     .option('--pile-set <name>', "only Pile documents of this meta.pile_set_name (e.g. 'Pile-CC')")
     .option('--output <file>', "write lm-evaluation-harness's JSON layout to this file");
   hubOptions(command);
@@ -42,6 +43,7 @@ export function evalCommand(): Command {
         limit: flags.limit as number | undefined,
         batchSize: flags.batchSize as number,
         modelName: flags.model as string,
+        pileSplit: flags.pileSplit as 'test' | 'val',
         pileSetName: flags.pileSet as string | undefined,
       });
       process.stdout.write(`${formatResultsTable(results)}\n`);

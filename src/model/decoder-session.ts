@@ -8,6 +8,9 @@ export class InputError extends Error {}
 /** Additive mask value for hidden keys: finite, so a row with no visible key gives no NaN (as HF's finfo.min). */
 const HIDDEN = -3.4028234663852886e38;
 
+/** Inputs longer than this many tokens per row run through the graph in chunks of this size. */
+const PREFILL_CHUNK = 256;
+
 /** Cache capacity grows in steps of this many slots, so growing copies the cache rarely. */
 const CAPACITY_STEP = 64;
 
@@ -90,7 +93,34 @@ export class GPTNeoDecoderSession implements DecoderSession {
       for (let i = 0; i < B * T; i++) positions[i] = BigInt(this.pastLen + (i % T));
     }
 
-    const logitRows = options.allPositions
+    if (T <= PREFILL_CHUNK) return this.run(ids, positions, mask, T, options.allPositions ?? false);
+
+    // Long inputs run in chunks: attention over a chunk needs [heads, chunk, past + chunk] scores, not
+    // [heads, T, T], which for 2048 tokens would take more memory than the float32 weights of the MLP.
+    const chunks: LogitsOutput[] = [];
+    for (let start = 0; start < T; start += PREFILL_CHUNK) {
+      const length = Math.min(PREFILL_CHUNK, T - start);
+      const slice = (rows: BigInt64Array) => {
+        const out = new BigInt64Array(B * length);
+        for (let b = 0; b < B; b++) out.set(rows.subarray(b * T + start, b * T + start + length), b * length);
+        return out;
+      };
+      const visible = mask.map((row) => row.slice(0, this.pastLen + length));
+      const last = start + length === T;
+      if (options.allPositions || last) {
+        chunks.push(await this.run(slice(ids), slice(positions), visible, length, options.allPositions ?? false));
+      } else {
+        await this.run(slice(ids), slice(positions), visible, length, false);
+      }
+    }
+    return options.allPositions ? concatPositions(chunks, B, V) : chunks[chunks.length - 1]!;
+  }
+
+  /** One pass of the graph over T new tokens per row (already validated), appending them to the cache. */
+  private async run(ids: BigInt64Array, positions: BigInt64Array, mask: number[][], T: number, allPositions: boolean) {
+    const B = this.rows;
+    const V = this.config.vocab_size;
+    const logitRows = allPositions
       ? BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i))
       : BigInt64Array.from({ length: B }, (_, b) => BigInt(b * T + T - 1));
     const feeds: Record<string, OrtTensor> = {
@@ -114,7 +144,7 @@ export class GPTNeoDecoderSession implements DecoderSession {
     this.store(outputs, T);
     return {
       data: outputs[IO.logits]!.data as Float32Array,
-      dims: [B, options.allPositions ? T : 1, V],
+      dims: [B, allPositions ? T : 1, V],
       logsumexp: outputs[IO.logSumExp]!.data as Float64Array,
     };
   }
@@ -233,4 +263,21 @@ function checkRectangle(rows: number[][], name: string, batch: number): number {
     }
   });
   return width;
+}
+
+/** Joins per-chunk logits [B, t_i, V] into [B, sum t_i, V], row by row. */
+function concatPositions(chunks: LogitsOutput[], B: number, V: number): LogitsOutput {
+  const T = chunks.reduce((sum, chunk) => sum + chunk.dims[1]!, 0);
+  const data = new Float32Array(B * T * V);
+  const logsumexp = new Float64Array(B * T);
+  let offset = 0;
+  for (const chunk of chunks) {
+    const t = chunk.dims[1]!;
+    for (let b = 0; b < B; b++) {
+      data.set(chunk.data.subarray(b * t * V, (b + 1) * t * V), (b * T + offset) * V);
+      logsumexp.set(chunk.logsumexp.subarray(b * t, (b + 1) * t), b * T + offset);
+    }
+    offset += t;
+  }
+  return { data, dims: [B, T, V], logsumexp };
 }

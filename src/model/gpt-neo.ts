@@ -13,6 +13,8 @@ export interface ParameterSource {
    * `lm_head` resolves to `transformer.wte.weight` when the embeddings are tied.
    */
   linear(x: string, name: string, outFeatures: number, inFeatures: number, bias: boolean): string;
+  /** Several bias-free linear layers over the same input, computed as one product (one pass over the weights). */
+  linears(x: string, names: string[], outFeatures: number, inFeatures: number): string[];
 }
 
 /** Graph inputs and outputs, named once here and used by the runtime. */
@@ -82,11 +84,10 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
   const attention = (x: string, layer: number): string => {
     const name = `transformer.h.${layer}.attn.attention`;
     const kind = config.attention_layers[layer]!;
-    const q = splitHeads(params.linear(x, `${name}.q_proj`, C, C, false));
-    const newKeysT = g.node('Transpose', [splitHeads(params.linear(x, `${name}.k_proj`, C, C, false))], {
-      perm: [0, 1, 3, 2],
-    });
-    const newValues = splitHeads(params.linear(x, `${name}.v_proj`, C, C, false));
+    const [query, key, value] = params.linears(x, ['q_proj', 'k_proj', 'v_proj'].map((p) => `${name}.${p}`), C, C);
+    const q = splitHeads(query!);
+    const newKeysT = g.node('Transpose', [splitHeads(key!)], { perm: [0, 1, 3, 2] });
+    const newValues = splitHeads(value!);
     g.output(newKeysT, IO.newKeys(layer), 'float32', ['batch', H, D, 'seq']);
     g.output(newValues, IO.newValues(layer), 'float32', ['batch', H, 'seq', D]);
     const cachedKeysT = g.input(IO.cachedKeys(layer), 'float32', ['batch', H, D, `cache_${kind}`]);

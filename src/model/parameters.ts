@@ -48,6 +48,34 @@ export function checkpointParameters(
   const weightName = (linear: string) =>
     linear === 'lm_head' && config.tie_word_embeddings ? 'transformer.wte.weight' : `${linear}.weight`;
 
+  /**
+   * The weights of one or more nn.Linear layers over the same input, stacked along their outputs ([sum N, K]):
+   * one product reads them in one pass. Checked now, read when the writer asks for them. The writer asks for
+   * a stacked weight's parts (codes, scales, ...) one after another, so each is read and converted once.
+   */
+  const stackedWeight = <T>(linears: string[], N: number, K: number, convert: (w: Float32Array, N: number) => T) => {
+    const names = linears.map(weightName);
+    for (const name of names) check(name, [N, K]);
+    let result: Promise<T> | undefined;
+    return () =>
+      (result ??= Promise.all(names.map((name) => checkpoint.readFloat32(name))).then((parts) => {
+        if (parts.length === 1) return convert(parts[0]!, N);
+        const stacked = new Float32Array(parts.length * N * K);
+        parts.forEach((part, i) => stacked.set(part, i * N * K));
+        return convert(stacked, parts.length * N);
+      }));
+  };
+  const stackedName = (linears: string[]) => linears.join('+');
+
+  const float32Linear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
+    const weight =
+      linears.length === 1
+        ? tensor(weightName(linears[0]!), [N, K])
+        : g.weight(`${stackedName(linears)}.weight`, 'float32', [linears.length * N, K], stackedWeight(linears, N, K, (w) => w));
+    // Gemm with transB reads the nn.Linear [out, in] layout as stored: no transposed copy on disk.
+    return g.node('Gemm', bias ? [x, weight, bias] : [x, weight], { transB: 1 });
+  };
+
   // q8: int8 weights per output channel and 8-bit activations per token, multiplied exactly in int32 by
   // MatMulInteger, which ONNX Runtime runs on its VNNI/AMX u8 x s8 kernels (measured 1.8 TFLOP/s for prompts and
   // 0.9 of the memory bandwidth per token, where 8-bit MatMulNBits reached 0.3 TFLOP/s and 0.75).
@@ -55,75 +83,65 @@ export function checkpointParameters(
   // does, so a token's result never depends on the other tokens of the batch. ONNX Runtime only takes one zero
   // point for all rows, so the rows' zero points are applied after the product:
   //   sum_k (a_k - zp) w_k = sum_k a_k w_k - zp * sum_k w_k.
-  // q, k and v share their input's codes.
-  const rowCodes = new Map<string, { codes: string; scales: string; zeroPoints: string }>();
-  const quantizeRows = (x: string) => {
-    let quantized = rowCodes.get(x);
-    if (!quantized) {
-      const axis = g.constInt64([-1]);
-      const zero = g.constFloat(0);
-      const min = g.node('Min', [g.node('ReduceMin', [x, axis], { keepdims: 1 }), zero]);
-      const max = g.node('Max', [g.node('ReduceMax', [x, axis], { keepdims: 1 }), zero]);
-      const scales = g.node('Max', [g.node('Mul', [g.node('Sub', [max, min]), g.constFloat(1 / 255)]), g.constFloat(1e-30)]);
-      const zeroPoints = g.node('Round', [g.node('Div', [g.node('Neg', [min]), scales])]);
-      const shifted = g.node('Add', [g.node('Round', [g.node('Div', [x, scales])]), zeroPoints]);
-      const codes = g.node('Cast', [g.node('Clip', [shifted, zero, g.constFloat(255)])], { to: ELEMENT_TYPE_CODES.uint8 });
-      quantized = { codes, scales, zeroPoints };
-      rowCodes.set(x, quantized);
-    }
-    return quantized;
-  };
-  const int8Linear = (x: string, linear: string, N: number, K: number, bias: string | undefined) => {
-    const name = weightName(linear);
-    check(name, [N, K]);
-    let lastRead: Promise<ChannelQuantized> | undefined;
-    const weight = () => (lastRead ??= checkpoint.readFloat32(name).then((w) => quantizePerChannel(w, N, K)));
-    const prefix = `${linear}.int8`;
-    const codes = g.weight(`${prefix}.codes`, 'int8', [K, N], async () => (await weight()).codes);
-    const scales = g.weight(`${prefix}.scales`, 'float32', [N], async () => (await weight()).scales);
-    const codeSums = g.weight(`${prefix}.code_sums`, 'float32', [N], async () => (await weight()).codeSums);
-    const rows = quantizeRows(x);
-    const product = g.node('Cast', [g.node('MatMulInteger', [rows.codes, codes])], { to: ELEMENT_TYPE_CODES.float32 });
-    const centered = g.node('Sub', [product, g.node('Mul', [rows.zeroPoints, codeSums])]);
-    const y = g.node('Mul', [g.node('Mul', [centered, scales]), rows.scales]);
+  const int8Linear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
+    const weight = stackedWeight(linears, N, K, (w, rows): ChannelQuantized => quantizePerChannel(w, rows, K));
+    const prefix = `${stackedName(linears)}.int8`;
+    const stackedN = linears.length * N;
+    const codes = g.weight(`${prefix}.codes`, 'int8', [K, stackedN], async () => (await weight()).codes);
+    const scales = g.weight(`${prefix}.scales`, 'float32', [stackedN], async () => (await weight()).scales);
+    const codeSums = g.weight(`${prefix}.code_sums`, 'float32', [stackedN], async () => (await weight()).codeSums);
+
+    const axis = g.constInt64([-1]);
+    const zero = g.constFloat(0);
+    const min = g.node('Min', [g.node('ReduceMin', [x, axis], { keepdims: 1 }), zero]);
+    const max = g.node('Max', [g.node('ReduceMax', [x, axis], { keepdims: 1 }), zero]);
+    const rowScales = g.node('Max', [g.node('Mul', [g.node('Sub', [max, min]), g.constFloat(1 / 255)]), g.constFloat(1e-30)]);
+    const zeroPoints = g.node('Round', [g.node('Div', [g.node('Neg', [min]), rowScales])]);
+    const shifted = g.node('Add', [g.node('Round', [g.node('Div', [x, rowScales])]), zeroPoints]);
+    const rowCodes = g.node('Cast', [g.node('Clip', [shifted, zero, g.constFloat(255)])], { to: ELEMENT_TYPE_CODES.uint8 });
+
+    const product = g.node('Cast', [g.node('MatMulInteger', [rowCodes, codes])], { to: ELEMENT_TYPE_CODES.float32 });
+    const centered = g.node('Sub', [product, g.node('Mul', [zeroPoints, codeSums])]);
+    const y = g.node('Mul', [g.node('Mul', [centered, scales]), rowScales]);
     return bias ? g.node('Add', [y, bias]) : y;
   };
 
   // q4: MatMulNBits in blocks of 32 with zero points. Accuracy level 4 lets it multiply with int8 activations
   // (quantized per block of 32 inside the kernel): 0.6 of the memory bandwidth per token, where the float path
-  // reached 0.4. The writer asks for codes, scales and zero points one after another, so each weight is read
-  // and quantized once.
-  const int4Linear = (x: string, linear: string, N: number, K: number, bias: string | undefined) => {
-    const name = weightName(linear);
-    check(name, [N, K]);
+  // reached 0.4.
+  const int4Linear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     const bits = 4;
-    let lastRead: Promise<BlockQuantized> | undefined;
-    const weight = () => (lastRead ??= checkpoint.readFloat32(name).then((w) => quantizeBlockwise(w, N, K, bits, QUANT_BLOCK_SIZE)));
+    const weight = stackedWeight(linears, N, K, (w, rows): BlockQuantized => quantizeBlockwise(w, rows, K, bits, QUANT_BLOCK_SIZE));
     const blocks = Math.ceil(K / QUANT_BLOCK_SIZE);
-    const prefix = `${linear}.q${bits}`;
+    const prefix = `${stackedName(linears)}.q${bits}`;
+    const stackedN = linears.length * N;
     const inputs = [
       x,
-      g.weight(`${prefix}.codes`, 'uint8', [N, blocks, (QUANT_BLOCK_SIZE * bits) / 8], async () => (await weight()).codes),
-      g.weight(`${prefix}.scales`, 'float32', [N, blocks], async () => (await weight()).scales),
-      g.weight(`${prefix}.zero_points`, 'uint8', [N, Math.ceil((blocks * bits) / 8)], async () => (await weight()).zeroPoints),
+      g.weight(`${prefix}.codes`, 'uint8', [stackedN, blocks, (QUANT_BLOCK_SIZE * bits) / 8], async () => (await weight()).codes),
+      g.weight(`${prefix}.scales`, 'float32', [stackedN, blocks], async () => (await weight()).scales),
+      g.weight(`${prefix}.zero_points`, 'uint8', [stackedN, Math.ceil((blocks * bits) / 8)], async () => (await weight()).zeroPoints),
     ];
     if (bias) inputs.push('', bias);
-    const attributes = { K, N, bits, block_size: QUANT_BLOCK_SIZE, accuracy_level: 4 };
+    const attributes = { K, N: stackedN, bits, block_size: QUANT_BLOCK_SIZE, accuracy_level: 4 };
     return g.node('MatMulNBits', inputs, attributes, { domain: 'com.microsoft' });
+  };
+
+  const product = (x: string, linears: string[], N: number, K: number, bias?: string) => {
+    // q8 keeps the head exact: it is the tied embedding matrix, and per-channel int8 there cost the most top-1
+    // agreement (on tiny-trained 97.9% with an 8-bit block-quantized head, 98.3% with the exact one).
+    if (format === 'q8' && linears[0] !== 'lm_head') return int8Linear(x, linears, N, K, bias);
+    if (format === 'q4') return int4Linear(x, linears, N, K, bias);
+    return float32Linear(x, linears, N, K, bias);
   };
 
   return {
     tensor,
     linear(x, name, outFeatures, inFeatures, withBias) {
       const bias = withBias ? tensor(`${name}.bias`, [outFeatures]) : undefined;
-      // q8 keeps the head exact: it is the tied embedding matrix, and per-channel int8 there cost the most top-1
-      // agreement (on tiny-trained 97.9% with an 8-bit block-quantized head, 98.3% with the exact one).
-      if (format === 'q8' && name !== 'lm_head') return int8Linear(x, name, outFeatures, inFeatures, bias);
-      if (format === 'q4') return int4Linear(x, name, outFeatures, inFeatures, bias);
-      const inputs = [x, tensor(weightName(name), [outFeatures, inFeatures])];
-      if (bias) inputs.push(bias);
-      // Gemm with transB reads the nn.Linear [out, in] layout as stored: no transposed copy on disk.
-      return g.node('Gemm', inputs, { transB: 1 });
+      return product(x, [name], outFeatures, inFeatures, bias);
+    },
+    linears(x, names, outFeatures, inFeatures) {
+      return g.nodeOutputs('Split', [product(x, names, outFeatures, inFeatures)], names.length, { axis: -1, num_outputs: names.length });
     },
   };
 }
