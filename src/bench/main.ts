@@ -43,17 +43,18 @@ const rows: string[][] = [];
 for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
   await rm(path.join(cache, 'onnx'), { recursive: true, force: true });
   console.error(`${dtype}: cold start (converting)...`);
-  const cold = await runChild(dtype, 'off');
+  const cold = await runChild(dtype, 'on');
   console.error(`${dtype}: warm start...`);
-  const warm = await runChild(dtype, 'off');
-  console.error(`${dtype}: warm start, threads spinning...`);
-  const spinning = await runChild(dtype, 'on');
+  const warm = await runChild(dtype, 'on');
+  console.error(`${dtype}: warm start, threads not spinning...`);
+  const notSpinning = await runChild(dtype, 'off');
   const limit = bandwidth / warm.weightBytesPerToken;
   rows.push([
     dtype,
+    (warm.weightBytes / 1e9).toFixed(2),
     (warm.weightBytesPerToken / 1e9).toFixed(2),
     warm.decodeShort.toFixed(2),
-    spinning.decodeShort.toFixed(2),
+    notSpinning.decodeShort.toFixed(2),
     ((warm.decodeShort * warm.weightBytesPerToken) / 1e9).toFixed(1),
     limit.toFixed(2),
     (warm.decodeShort / limit).toFixed(2),
@@ -63,12 +64,12 @@ for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
     cold.firstTokenSeconds.toFixed(1),
     warm.firstTokenSeconds.toFixed(1),
     (warm.peakRssBytes / 1e9).toFixed(2),
-    ((1.25 * warm.weightBytesPerToken + 0.5e9) / 1e9).toFixed(2),
+    ((1.25 * warm.weightBytes + 0.5e9) / 1e9).toFixed(2),
   ]);
 }
 
 const header = [
-  'dtype', 'weights read/token (GB)', 'decode tok/s @16', '(spinning on)', 'effective GB/s', 'limit tok/s', 'ratio',
+  'dtype', 'weights (GB)', 'weights read/token (GB)', 'decode tok/s @16', '(spinning off)', 'effective GB/s', 'limit tok/s', 'ratio',
   'decode tok/s @1900', '@1900 / @16', 'prefill 512 tok/s', 'first token cold (s)', 'first token warm (s)',
   'peak RSS (GB)', 'RSS budget (GB)',
 ];

@@ -3,6 +3,8 @@ import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
 
 export interface RunReport {
   firstTokenSeconds: number;
+  /** Bytes of all weights the model holds (the RSS budget is 1.25 x this + 0.5 GB). */
+  weightBytes: number;
   /** Bytes of weights one decoded token reads: every linear layer and the head, one embedding row each. */
   weightBytesPerToken: number;
   decodeShort: number;
@@ -42,7 +44,7 @@ await prefill.forward({ input_ids: [prompt(512)] });
 const prefill512 = 512 / ((performance.now() - started) / 1000);
 prefill.dispose();
 
-const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V } = model.config;
+const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V, max_position_embeddings: P } = model.config;
 const blockParams = L * (4 * C * C + 2 * C * I);
 const headParams = V * C;
 // Codes plus their scales (and zero points) per block of 32 for q4; q8 keeps the tied head in float32.
@@ -51,8 +53,11 @@ const weightBytesPerToken = {
   q8: blockParams + 4 * headParams,
   q4: (0.5 + 4.5 / 32) * (blockParams + headParams),
 }[dtype];
+// Plus the position embeddings, and for q4 the float32 token embeddings next to the quantized head.
+const weightBytes = weightBytesPerToken + 4 * P * C + (dtype === 'q4' ? 4 * headParams : 0);
 const report: RunReport = {
   firstTokenSeconds,
+  weightBytes,
   weightBytesPerToken,
   decodeShort,
   decodeLong,

@@ -93,6 +93,7 @@ export class GPTNeoDecoderSession implements DecoderSession {
       for (let i = 0; i < B * T; i++) positions[i] = BigInt(this.pastLen + (i % T));
     }
 
+    this.reserve(total);
     if (T <= PREFILL_CHUNK) return this.run(ids, positions, mask, T, options.allPositions ?? false);
 
     // Long inputs run in chunks: attention over a chunk needs [heads, chunk, past + chunk] scores, not
@@ -176,11 +177,9 @@ export class GPTNeoDecoderSession implements DecoderSession {
     return kind === 'local' ? slot % this.config.window_size : slot;
   }
 
-  /** Writes this step's keys and values into the cache, growing it first when needed. */
+  /** Writes this step's keys and values into the cache (room was reserved before the run). */
   private store(outputs: Record<string, OrtTensor>, T: number): void {
     const total = this.pastLen + T;
-    const needed = Math.ceil(total / CAPACITY_STEP) * CAPACITY_STEP;
-    if (needed > this.capacity.global) this.resize(needed);
     const { num_heads: H } = this.config;
     const D = this.headDim;
     this.caches.forEach((cache, layer) => {
@@ -199,6 +198,12 @@ export class GPTNeoDecoderSession implements DecoderSession {
       }
     });
     this.pastLen = total;
+  }
+
+  /** Makes room for `total` slots at once, so a long input grows (and copies) the cache once, not per chunk. */
+  private reserve(total: number): void {
+    const needed = Math.ceil(total / CAPACITY_STEP) * CAPACITY_STEP;
+    if (needed > this.capacity.global) this.resize(needed);
   }
 
   /** Grows every layer's cache to `capacity` slots (local layers to at most their window), keeping contents. */

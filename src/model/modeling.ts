@@ -12,7 +12,7 @@ export interface FromPretrainedOptions {
   dtype?: WeightFormat;
   /** Intra-op threads; default: number of cores. */
   threads?: number;
-  /** ONNX Runtime's worker threads spin while waiting for work (default off; `npm run bench` measures both). */
+  /** ONNX Runtime's worker threads spin briefly while waiting for work (default on; `npm run bench` measures both). */
   spinning?: boolean;
 }
 
