@@ -5,7 +5,7 @@ import { dequantizeBlockwise, quantizeBlockwise, quantizePerChannel } from '../.
 import { argmax, fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 
 const ref = readReference('tiny-trained');
-/** The first 24 validation windows (6,120 scored tokens) keep the test short; the README reports all 78. */
+/** The first 24 validation windows (6,120 scored tokens) keep the test short; the README reports these numbers. */
 const WINDOWS = 24;
 
 interface Scores {
