@@ -51,19 +51,24 @@ export function checkpointParameters(
   /**
    * The weights of one or more nn.Linear layers over the same input, stacked along their outputs ([sum N, K]):
    * one product reads them in one pass. Checked now, read when the writer asks for them. The writer asks for
-   * a stacked weight's parts (codes, scales, ...) one after another, so each is read and converted once.
+   * the `parts` of a converted weight (codes, scales, ...) one after another: each weight is read and converted
+   * once, and dropped after its last part, so conversion holds one weight at a time.
    */
-  const stackedWeight = <T>(linears: string[], N: number, K: number, convert: (w: Float32Array, N: number) => T) => {
+  const stackedWeight = <T>(linears: string[], N: number, K: number, parts: number, convert: (w: Float32Array, N: number) => T) => {
     const names = linears.map(weightName);
     for (const name of names) check(name, [N, K]);
     let result: Promise<T> | undefined;
-    return () =>
-      (result ??= Promise.all(names.map((name) => checkpoint.readFloat32(name))).then((parts) => {
-        if (parts.length === 1) return convert(parts[0]!, N);
-        const stacked = new Float32Array(parts.length * N * K);
-        parts.forEach((part, i) => stacked.set(part, i * N * K));
-        return convert(stacked, parts.length * N);
+    let unread = parts;
+    return () => {
+      const converted = (result ??= Promise.all(names.map((name) => checkpoint.readFloat32(name))).then((read) => {
+        if (read.length === 1) return convert(read[0]!, N);
+        const stacked = new Float32Array(read.length * N * K);
+        read.forEach((part, i) => stacked.set(part, i * N * K));
+        return convert(stacked, read.length * N);
       }));
+      if (--unread === 0) result = undefined;
+      return converted;
+    };
   };
   const stackedName = (linears: string[]) => linears.join('+');
 
@@ -71,7 +76,7 @@ export function checkpointParameters(
     const weight =
       linears.length === 1
         ? tensor(weightName(linears[0]!), [N, K])
-        : g.weight(`${stackedName(linears)}.weight`, 'float32', [linears.length * N, K], stackedWeight(linears, N, K, (w) => w));
+        : g.weight(`${stackedName(linears)}.weight`, 'float32', [linears.length * N, K], stackedWeight(linears, N, K, 1, (w) => w));
     // Gemm with transB reads the nn.Linear [out, in] layout as stored: no transposed copy on disk.
     return g.node('Gemm', bias ? [x, weight, bias] : [x, weight], { transB: 1 });
   };
@@ -84,7 +89,7 @@ export function checkpointParameters(
   // point for all rows, so the rows' zero points are applied after the product:
   //   sum_k (a_k - zp) w_k = sum_k a_k w_k - zp * sum_k w_k.
   const int8Linear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
-    const weight = stackedWeight(linears, N, K, (w, rows): ChannelQuantized => quantizePerChannel(w, rows, K));
+    const weight = stackedWeight(linears, N, K, 3, (w, rows): ChannelQuantized => quantizePerChannel(w, rows, K));
     const prefix = `${stackedName(linears)}.int8`;
     const stackedN = linears.length * N;
     const codes = g.weight(`${prefix}.codes`, 'int8', [K, stackedN], async () => (await weight()).codes);
@@ -111,7 +116,7 @@ export function checkpointParameters(
   // reached 0.4.
   const int4Linear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     const bits = 4;
-    const weight = stackedWeight(linears, N, K, (w, rows): BlockQuantized => quantizeBlockwise(w, rows, K, bits, QUANT_BLOCK_SIZE));
+    const weight = stackedWeight(linears, N, K, 3, (w, rows): BlockQuantized => quantizeBlockwise(w, rows, K, bits, QUANT_BLOCK_SIZE));
     const blocks = Math.ceil(K / QUANT_BLOCK_SIZE);
     const prefix = `${stackedName(linears)}.q${bits}`;
     const stackedN = linears.length * N;

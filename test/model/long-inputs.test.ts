@@ -1,5 +1,5 @@
 // Inputs longer than one prefill chunk (256 tokens per row) run in chunks; the result must not show it.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +13,9 @@ const tokens = (seed: number, length = LENGTH) => Array.from({ length }, (_, i) 
 
 describe('inputs longer than a prefill chunk', () => {
   let model: GPTNeoForCausalLM;
+  let folder: string;
   beforeAll(async () => {
-    const folder = mkdtempSync(path.join(os.tmpdir(), 'gpt-neo-long-'));
+    folder = mkdtempSync(path.join(os.tmpdir(), 'gpt-neo-long-'));
     await writeRandomCheckpoint(folder, {
       ...GPT_NEO_1_3B_CONFIG,
       hidden_size: 64,
@@ -30,6 +31,7 @@ describe('inputs longer than a prefill chunk', () => {
   });
   afterAll(async () => {
     await model.dispose();
+    rmSync(folder, { recursive: true, force: true });
   });
 
   it('give every position the logits of an unchunked pass over its prefix', async () => {
