@@ -129,16 +129,21 @@ export class GPTNeoDecoderSession implements DecoderSession {
       [IO.positionIds]: new OrtTensor('int64', positions, [B, T]),
       [IO.logitRows]: new OrtTensor('int64', logitRows, [logitRows.length]),
     };
+    // With nothing cached yet (a prompt, or its first chunk) the graph gets empty caches: attention over
+    // reserved but unused slots would only cost time.
+    const attended = (kind: AttentionType) => (this.pastLen === 0 ? 0 : this.capacity[kind]);
     for (const kind of new Set(this.config.attention_layers)) {
-      const capacity = this.capacity[kind];
-      feeds[IO.attentionBias(kind)] = new OrtTensor('float32', this.attentionBias(kind, mask, T), [B, 1, T, capacity + T]);
+      const bias = this.attentionBias(kind, attended(kind), mask, T);
+      feeds[IO.attentionBias(kind)] = new OrtTensor('float32', bias, [B, 1, T, attended(kind) + T]);
     }
     const { num_heads: H } = this.config;
     const D = this.headDim;
     this.caches.forEach((cache, layer) => {
-      const capacity = this.capacity[this.config.attention_layers[layer]!];
-      feeds[IO.cachedKeys(layer)] = new OrtTensor('float32', cache.keysT, [B, H, D, capacity]);
-      feeds[IO.cachedValues(layer)] = new OrtTensor('float32', cache.values, [B, H, capacity, D]);
+      const capacity = attended(this.config.attention_layers[layer]!);
+      const keysT = capacity === 0 ? new Float32Array(0) : cache.keysT;
+      const values = capacity === 0 ? new Float32Array(0) : cache.values;
+      feeds[IO.cachedKeys(layer)] = new OrtTensor('float32', keysT, [B, H, D, capacity]);
+      feeds[IO.cachedValues(layer)] = new OrtTensor('float32', values, [B, H, capacity, D]);
     });
 
     const outputs = await this.runtime.run(feeds);
@@ -179,7 +184,6 @@ export class GPTNeoDecoderSession implements DecoderSession {
 
   /** Writes this step's keys and values into the cache (room was reserved before the run). */
   private store(outputs: Record<string, OrtTensor>, T: number): void {
-    const total = this.pastLen + T;
     const { num_heads: H } = this.config;
     const D = this.headDim;
     this.caches.forEach((cache, layer) => {
@@ -187,17 +191,19 @@ export class GPTNeoDecoderSession implements DecoderSession {
       const capacity = this.capacity[kind];
       const newKeysT = outputs[IO.newKeys(layer)]!.data as Float32Array;
       const newValues = outputs[IO.newValues(layer)]!.data as Float32Array;
-      // A local layer only needs the last `window` of the new tokens.
-      const first = kind === 'local' ? Math.max(0, T - this.config.window_size) : 0;
-      for (let t = first; t < T; t++) {
+      // A local layer only needs the last `window` of the new tokens. New tokens fill consecutive cache
+      // indices, in one run (global) or two where a local layer's ring wraps around.
+      for (let t = kind === 'local' ? Math.max(0, T - this.config.window_size) : 0; t < T; ) {
         const index = this.index(kind, this.pastLen + t);
+        const length = Math.min(T - t, capacity - index);
         for (let bh = 0; bh < this.rows * H; bh++) {
-          for (let d = 0; d < D; d++) cache.keysT[(bh * D + d) * capacity + index] = newKeysT[(bh * D + d) * T + t]!;
-          cache.values.set(newValues.subarray((bh * T + t) * D, (bh * T + t + 1) * D), (bh * capacity + index) * D);
+          copy(newValues, (bh * T + t) * D, cache.values, (bh * capacity + index) * D, length * D);
+          for (let d = 0; d < D; d++) copy(newKeysT, (bh * D + d) * T + t, cache.keysT, (bh * D + d) * capacity + index, length);
         }
+        t += length;
       }
     });
-    this.pastLen = total;
+    this.pastLen += T;
   }
 
   /** Makes room for `total` slots at once, so a long input grows (and copies) the cache once, not per chunk. */
@@ -229,13 +235,12 @@ export class GPTNeoDecoderSession implements DecoderSession {
   }
 
   /**
-   * [batch, 1, T, capacity + T] additive bias over [cached slots, new tokens]. Query t sits in slot
-   * past+t and sees slot j iff j <= slot, slot - window < j (local layers) and j is not padding. Slots,
-   * not position ids, define the window, as in Hugging Face's GPT-Neo.
+   * [batch, 1, T, capacity + T] additive bias over [cached slots, new tokens] (capacity 0: nothing cached).
+   * Query t sits in slot past+t and sees slot j iff j <= slot, slot - window < j (local layers) and j is not
+   * padding. Slots, not position ids, define the window, as in Hugging Face's GPT-Neo.
    */
-  private attentionBias(kind: AttentionType, mask: number[][], T: number): Float32Array {
+  private attentionBias(kind: AttentionType, capacity: number, mask: number[][], T: number): Float32Array {
     const past = this.pastLen;
-    const capacity = this.capacity[kind];
     const window = kind === 'local' ? this.config.window_size : Infinity;
     const width = capacity + T;
     const bias = new Float32Array(mask.length * T * width).fill(HIDDEN);
@@ -254,6 +259,15 @@ export class GPTNeoDecoderSession implements DecoderSession {
       }
     });
     return bias;
+  }
+}
+
+/** Copies `length` floats; TypedArray.set costs more than a loop for the few floats of one decoding step. */
+function copy(source: Float32Array, from: number, target: Float32Array, to: number, length: number): void {
+  if (length < 32) {
+    for (let i = 0; i < length; i++) target[to + i] = source[from + i]!;
+  } else {
+    target.set(source.subarray(from, from + length), to);
   }
 }
 
