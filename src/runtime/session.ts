@@ -35,6 +35,8 @@ export class RuntimeSession {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
+      // Errors only: ONNX Runtime warns about overridable initializers, which the q8 head is on purpose.
+      logSeverityLevel: 3,
       // Session config entries (onnxruntime_session_options_config_keys.h), passed as strings.
       extra: {
         session: {
