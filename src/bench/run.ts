@@ -26,7 +26,8 @@ const firstTokenSeconds = performance.now() / 1000;
 first.dispose();
 
 async function decodeSpeed(context: number): Promise<number> {
-  const session = model.createSession(1);
+  // Sized for its whole length up front, as generate() does.
+  const session = model.createSession(1, context + 1 + decodeTokens);
   await session.forward({ input_ids: [prompt(context)] });
   await session.forward({ input_ids: [[11]] }); // warm-up step
   const started = performance.now();

@@ -16,7 +16,8 @@ import type { TokenStreamer } from './streamer.js';
 
 export interface GenerateModel {
   /** A session with an empty cache for batchSize rows. */
-  createSession(batchSize: number): DecoderSession;
+  /** `maxLength`: tokens per row the session will hold, so its cache is sized once. */
+  createSession(batchSize: number, maxLength?: number): DecoderSession;
   readonly vocabSize: number;
   /** The context window (max_position_embeddings). */
   readonly maxPositions: number;
@@ -50,7 +51,7 @@ export async function generate(model: GenerateModel, request: GenerateRequest): 
     const config = resolveGenerationConfig(request.config, { promptLength, maxPositions: model.maxPositions });
     checkTokenIds(config, model.vocabSize);
     const stops = new StopStringMatcher(config.stop, request.decode);
-    const session = model.createSession(prompts.inputIds.length);
+    const session = model.createSession(prompts.inputIds.length, config.maxLength);
     let newTokens: number[][];
     try {
       if (config.numBeams > 1) {

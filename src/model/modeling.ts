@@ -56,8 +56,9 @@ export class GPTNeoForCausalLM {
   }
 
   /** A batch with an empty KV cache, for incremental decoding. */
-  createSession(batchSize: number): DecoderSession {
-    return new GPTNeoDecoderSession(this.runtime, this.config, batchSize);
+  /** A batch and its KV cache; `maxLength` (tokens per row it will hold) sizes the cache once. */
+  createSession(batchSize: number, maxLength?: number): DecoderSession {
+    return new GPTNeoDecoderSession(this.runtime, this.config, batchSize, maxLength);
   }
 
   /** One full pass like HF forward(): positions 0..T-1 unless position_ids are given. */
