@@ -8,8 +8,14 @@ export class InputError extends Error {}
 /** Additive mask value for hidden keys: finite, so a row with no visible key gives no NaN (as HF's finfo.min). */
 const HIDDEN = -3.4028234663852886e38;
 
-/** Inputs longer than this many tokens per row run through the graph in chunks of this size. */
+/** Inputs longer than this many tokens per row run through the graph in chunks of at most this size... */
 const PREFILL_CHUNK = 256;
+/**
+ * ...halved while one chunk's attention scores [batch, heads, chunk, capacity + chunk] in float32 would take
+ * more bytes than this: ONNX Runtime holds a few tensors of that size per pass, and at 1,900 tokens 256-token
+ * chunks raised the peak RSS by 0.2 GB over 128-token ones.
+ */
+const CHUNK_SCORES_BYTES = 16 * 2 ** 20;
 
 /** Cache capacity grows in steps of this many slots, so growing copies the cache rarely. */
 const CAPACITY_STEP = 64;
@@ -97,13 +103,14 @@ export class GPTNeoDecoderSession implements DecoderSession {
     }
 
     this.reserve(total);
-    if (T <= PREFILL_CHUNK) return this.run(ids, positions, mask, T, options.allPositions ?? false);
+    const chunk = this.chunkLength();
+    if (T <= chunk) return this.run(ids, positions, mask, T, options.allPositions ?? false);
 
     // Long inputs run in chunks: attention over a chunk needs [heads, chunk, past + chunk] scores, not
     // [heads, T, T], which for 2048 tokens would take more memory than the float32 weights of the MLP.
     const chunks: LogitsOutput[] = [];
-    for (let start = 0; start < T; start += PREFILL_CHUNK) {
-      const length = Math.min(PREFILL_CHUNK, T - start);
+    for (let start = 0; start < T; start += chunk) {
+      const length = Math.min(chunk, T - start);
       const slice = (rows: BigInt64Array) => {
         const out = new BigInt64Array(B * length);
         for (let b = 0; b < B; b++) out.set(rows.subarray(b * T + start, b * T + start + length), b * length);
@@ -118,6 +125,14 @@ export class GPTNeoDecoderSession implements DecoderSession {
       }
     }
     return options.allPositions ? concatPositions(chunks, B, V) : chunks[chunks.length - 1]!;
+  }
+
+  /** Tokens per row in one pass of a long input (see CHUNK_SCORES_BYTES). */
+  private chunkLength(): number {
+    const scoresBytes = (chunk: number) => 4 * this.rows * this.config.num_heads * chunk * (this.capacity.global + chunk);
+    let chunk = PREFILL_CHUNK;
+    while (chunk > 16 && scoresBytes(chunk) > CHUNK_SCORES_BYTES) chunk /= 2;
+    return chunk;
   }
 
   /** One pass of the graph over T new tokens per row (already validated), appending them to the cache. */
