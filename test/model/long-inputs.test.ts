@@ -70,4 +70,16 @@ describe('inputs longer than a prefill chunk', () => {
       expect(maxAbsDiff(batch.logits.logsumexp.subarray(r * LENGTH, (r + 1) * LENGTH), alone.logits.logsumexp)).toBeLessThan(TOL);
     }
   });
+
+  it('give the same logits when a large batch makes the chunks smaller', async () => {
+    // 6 rows x 4 heads x 256 x (704 cached + 256) float32 scores pass 16 MiB, so this batch runs in 128-token
+    // chunks while a single row runs in 256-token ones.
+    const rows = Array.from({ length: 6 }, (_, r) => tokens(10 + r));
+    const batch = await model.forward({ input_ids: rows });
+    const rowSize = LENGTH * batch.logits.dims[2]!;
+    for (const r of [0, 5]) {
+      const alone = await model.forward({ input_ids: [rows[r]!] });
+      expect(maxAbsDiff(batch.logits.data.subarray(r * rowSize, (r + 1) * rowSize), alone.logits.data)).toBeLessThan(TOL);
+    }
+  });
 });
