@@ -55,7 +55,6 @@ export class GPTNeoForCausalLM {
     return new GPTNeoForCausalLM(config, dtype, runtime);
   }
 
-  /** A batch with an empty KV cache, for incremental decoding. */
   /** A batch and its KV cache; `maxLength` (tokens per row it will hold) sizes the cache once. */
   createSession(batchSize: number, maxLength?: number): DecoderSession {
     return new GPTNeoDecoderSession(this.runtime, this.config, batchSize, maxLength);
