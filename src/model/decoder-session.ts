@@ -1,5 +1,6 @@
 import { OrtTensor, type RuntimeSession } from '../runtime/session.js';
 import type { AttentionType, GPTNeoConfig } from './config.js';
+import type { EmbeddingTable } from './embeddings.js';
 import { IO } from './gpt-neo.js';
 import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 
@@ -40,6 +41,7 @@ export class GPTNeoDecoderSession implements DecoderSession {
   constructor(
     private readonly runtime: RuntimeSession,
     private readonly config: GPTNeoConfig,
+    private readonly embeddings: EmbeddingTable,
     batchSize: number,
     maxLength = CAPACITY_STEP,
   ) {
@@ -70,13 +72,13 @@ export class GPTNeoDecoderSession implements DecoderSession {
         `sequence length ${total} exceeds max_position_embeddings ${max_position_embeddings} of this model`,
       );
     }
-    const ids = new BigInt64Array(B * T);
+    const ids = new Int32Array(B * T);
     input.input_ids.forEach((row, b) =>
       row.forEach((id, t) => {
         if (!Number.isInteger(id) || id < 0 || id >= V) {
           throw new InputError(`input_ids[${b}][${t}] = ${id} is outside the vocabulary (0..${V - 1})`);
         }
-        ids[b * T + t] = BigInt(id);
+        ids[b * T + t] = id;
       }),
     );
     const mask = input.attention_mask ?? input.input_ids.map(() => new Array<number>(total).fill(1));
@@ -111,17 +113,15 @@ export class GPTNeoDecoderSession implements DecoderSession {
     const chunks: LogitsOutput[] = [];
     for (let start = 0; start < T; start += chunk) {
       const length = Math.min(chunk, T - start);
-      const slice = (rows: BigInt64Array) => {
-        const out = new BigInt64Array(B * length);
-        for (let b = 0; b < B; b++) out.set(rows.subarray(b * T + start, b * T + start + length), b * length);
-        return out;
-      };
+      // Columns start..start+length of every row of a [B, T] array.
+      const inChunk = (_: unknown, i: number) => i % T >= start && i % T < start + length;
+      const slice = { ids: ids.filter(inChunk), positions: positions.filter(inChunk) };
       const visible = mask.map((row) => row.slice(0, this.pastLen + length));
       const last = start + length === T;
       if (options.allPositions || last) {
-        chunks.push(await this.run(slice(ids), slice(positions), visible, length, options.allPositions ?? false));
+        chunks.push(await this.run(slice.ids, slice.positions, visible, length, options.allPositions ?? false));
       } else {
-        await this.run(slice(ids), slice(positions), visible, length, false);
+        await this.run(slice.ids, slice.positions, visible, length, false);
       }
     }
     return options.allPositions ? concatPositions(chunks, B, V) : chunks[chunks.length - 1]!;
@@ -136,14 +136,14 @@ export class GPTNeoDecoderSession implements DecoderSession {
   }
 
   /** One pass of the graph over T new tokens per row (already validated), appending them to the cache. */
-  private async run(ids: BigInt64Array, positions: BigInt64Array, mask: number[][], T: number, allPositions: boolean) {
+  private async run(ids: Int32Array, positions: BigInt64Array, mask: number[][], T: number, allPositions: boolean) {
     const B = this.rows;
     const V = this.config.vocab_size;
     const logitRows = allPositions
       ? BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i))
       : BigInt64Array.from({ length: B }, (_, b) => BigInt(b * T + T - 1));
     const feeds: Record<string, OrtTensor> = {
-      [IO.inputIds]: new OrtTensor('int64', ids, [B, T]),
+      [IO.inputsEmbeds]: new OrtTensor('float32', this.embeddings.lookup(ids), [B, T, this.config.hidden_size]),
       [IO.positionIds]: new OrtTensor('int64', positions, [B, T]),
       [IO.logitRows]: new OrtTensor('int64', logitRows, [logitRows.length]),
     };

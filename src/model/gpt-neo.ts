@@ -19,7 +19,10 @@ export interface ParameterSource {
 
 /** Graph inputs and outputs, named once here and used by the runtime. */
 export const IO = {
-  inputIds: 'input_ids',
+  /** wte rows of the input tokens [batch, seq, hidden], looked up by the caller (see EmbeddingTable). */
+  inputsEmbeds: 'inputs_embeds',
+  /** The token embedding table: a weight the graph does not read for the input, only for a tied head. */
+  tokenEmbeddings: 'transformer.wte.weight',
   positionIds: 'position_ids',
   /** Which rows of [batch * seq] get logits (all for scoring, the last of each row for generation). */
   logitRows: 'logit_rows',
@@ -41,7 +44,7 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
   const D = C / H;
 
   // ---- inputs
-  const inputIds = g.input(IO.inputIds, 'int64', ['batch', 'seq']);
+  const inputsEmbeds = g.input(IO.inputsEmbeds, 'float32', ['batch', 'seq', C]);
   const positionIds = g.input(IO.positionIds, 'int64', ['batch', 'seq']);
   const logitRows = g.input(IO.logitRows, 'int64', ['rows']);
   // The KV cache lives outside the graph in preallocated buffers that the caller updates with each step's new
@@ -55,14 +58,18 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
     ]),
   ) as Record<AttentionType, string>;
 
-  // [batch, seq, heads, head_dim] as a runtime shape, for splitting [tokens, hidden] into heads.
-  const headsShape = g.node('Concat', [g.node('Shape', [inputIds]), g.constInt64([H, D])], { axis: 0 });
+  // [batch, seq] and [batch, seq, heads, head_dim] as runtime shapes, for splitting [tokens, hidden] into heads.
+  const batchAndSeq = g.node('Slice', [g.node('Shape', [inputsEmbeds]), g.constInt64([0]), g.constInt64([2])]);
+  const headsShape = g.node('Concat', [batchAndSeq, g.constInt64([H, D])], { axis: 0 });
   const tokensShape = g.constInt64([-1, C]);
 
   // ---- embeddings: h = wte[input_ids] + wpe[position_ids]
-  const wte = params.tensor('transformer.wte.weight', [V, C]);
+  // The caller gathers the wte rows from the weights file (only the rows of the batch's tokens are read; a
+  // memory-mapped Gather pulled most of the 0.4 GB table into RAM for a long prompt). wte stays a weight
+  // for that, and for the tied head.
+  params.tensor(IO.tokenEmbeddings, [V, C]);
   const wpe = params.tensor('transformer.wpe.weight', [P, C]);
-  let h = g.node('Add', [g.node('Gather', [wte, inputIds]), g.node('Gather', [wpe, positionIds])]);
+  let h = g.node('Add', [inputsEmbeds, g.node('Gather', [wpe, positionIds])]);
   h = g.node('Reshape', [h, tokensShape]);
 
   const layerNorm = (x: string, name: string) =>
@@ -72,7 +79,7 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
     });
 
   // [cache capacity, seq]: where the softmax over [cached keys, new keys] splits.
-  const seqLength = g.node('Slice', [g.node('Shape', [inputIds]), g.constInt64([1]), g.constInt64([2])]);
+  const seqLength = g.node('Slice', [batchAndSeq, g.constInt64([1]), g.constInt64([2])]);
   const splitSizes = (cachedValues: string) =>
     g.node('Concat', [g.node('Slice', [g.node('Shape', [cachedValues]), g.constInt64([2]), g.constInt64([3])]), seqLength], {
       axis: 0,

@@ -4,6 +4,8 @@ import { RuntimeSession } from '../runtime/session.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
 import { prepareOnnxModel } from './convert.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
+import { EmbeddingTable } from './embeddings.js';
+import { IO } from './gpt-neo.js';
 import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
 import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 
@@ -36,6 +38,7 @@ export class GPTNeoForCausalLM {
     readonly config: GPTNeoConfig,
     readonly dtype: WeightFormat,
     private readonly runtime: RuntimeSession,
+    private readonly embeddings: EmbeddingTable,
   ) {}
 
   /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
@@ -52,12 +55,12 @@ export class GPTNeoForCausalLM {
       spinning: options.spinning,
       prepackWeights: dtype !== 'fp32',
     });
-    return new GPTNeoForCausalLM(config, dtype, runtime);
+    return new GPTNeoForCausalLM(config, dtype, runtime, await EmbeddingTable.open(modelPath, IO.tokenEmbeddings));
   }
 
   /** A batch and its KV cache; `maxLength` (tokens per row it will hold) sizes the cache once. */
   createSession(batchSize: number, maxLength?: number): DecoderSession {
-    return new GPTNeoDecoderSession(this.runtime, this.config, batchSize, maxLength);
+    return new GPTNeoDecoderSession(this.runtime, this.config, this.embeddings, batchSize, maxLength);
   }
 
   /** One full pass like HF forward(): positions 0..T-1 unless position_ids are given. */
@@ -94,6 +97,7 @@ export class GPTNeoForCausalLM {
   }
 
   async dispose(): Promise<void> {
+    this.embeddings.close();
     await this.runtime.release();
   }
 }

@@ -1,0 +1,51 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+/**
+ * A float32 [rows, width] weight of a converted model, read row by row from its external data file.
+ * Token embeddings are looked up this way rather than by a Gather over the memory-mapped table: a Gather
+ * faults in whole pages around every row it reads, and a long prompt touched most of the 0.4 GB table.
+ */
+export class EmbeddingTable {
+  private constructor(
+    private readonly fd: number,
+    private readonly offset: number,
+    readonly rows: number,
+    readonly width: number,
+  ) {}
+
+  /** Opens weight `name` of the ONNX model at `modelPath` (an initializer stored as external data). */
+  static async open(modelPath: string, name: string): Promise<EmbeddingTable> {
+    const model = onnx.ModelProto.decode(await readFile(modelPath));
+    const tensor = model.graph?.initializer?.find((t) => t.name === name);
+    if (!tensor) throw new Error(`${modelPath}: no weight named '${name}'`);
+    const dims = (tensor.dims ?? []).map(Number);
+    const external = new Map((tensor.externalData ?? []).map((entry) => [entry.key, entry.value]));
+    const location = external.get('location');
+    if (tensor.dataType !== onnx.TensorProto.DataType.FLOAT || dims.length !== 2 || !location) {
+      throw new Error(`${modelPath}: weight '${name}' is not a float32 matrix in an external data file`);
+    }
+    const fd = openSync(path.join(path.dirname(modelPath), location), 'r');
+    return new EmbeddingTable(fd, Number(external.get('offset') ?? 0), dims[0]!, dims[1]!);
+  }
+
+  /** The rows of `ids` (already checked to be in range), one after another. */
+  lookup(ids: ArrayLike<number>): Float32Array {
+    const out = new Float32Array(ids.length * this.width);
+    const bytes = new Uint8Array(out.buffer);
+    const rowBytes = this.width * 4;
+    for (let i = 0; i < ids.length; i++) {
+      const read = readSync(this.fd, bytes, i * rowBytes, rowBytes, this.offset + ids[i]! * rowBytes);
+      if (read !== rowBytes) throw new Error(`embedding row ${ids[i]} is cut short in the weights file`);
+    }
+    return out;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
