@@ -63,7 +63,7 @@ async function loadTokenizerJson(path: string, config: TokenizerConfig): Promise
   }
   const addedTokens = json['added_tokens'] ?? [];
   if (!Array.isArray(addedTokens) || !addedTokens.every(isAddedToken)) {
-    throw new TokenizerError(`${path}: added_tokens must be a list of {id, content, special}`);
+    throw new TokenizerError(`${path}: added_tokens must be a list of {id, content, special, lstrip?, rstrip?, single_word?}`);
   }
   // tokenizer_config.json decides add_prefix_space when it says so; otherwise the pre-tokenizer's setting holds.
   const addPrefixSpace = config.add_prefix_space ?? preTokenizer['add_prefix_space'];
@@ -85,7 +85,12 @@ function isMerge(value: unknown): value is string | [string, string] {
 }
 
 function isAddedToken(value: unknown): value is AddedToken {
-  return isPlainObject(value) && typeof value['id'] === 'number' && typeof value['content'] === 'string';
+  return (
+    isPlainObject(value) &&
+    typeof value['id'] === 'number' &&
+    typeof value['content'] === 'string' &&
+    ['lstrip', 'rstrip', 'single_word'].every((flag) => value[flag] === undefined || typeof value[flag] === 'boolean')
+  );
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -13,7 +13,7 @@ export interface TokenizerConfig {
   pad_token?: SpecialTokenSpec | null;
   additional_special_tokens?: SpecialTokenSpec[];
   /** Keyed by id, as transformers >= 4.34 writes it. */
-  added_tokens_decoder?: Record<string, { content: string; special?: boolean }>;
+  added_tokens_decoder?: Record<string, Omit<AddedToken, 'id' | 'special'> & { special?: boolean }>;
   add_prefix_space?: boolean;
   model_max_length?: number;
 }
@@ -22,6 +22,12 @@ export interface AddedToken {
   id: number;
   content: string;
   special: boolean;
+  /** Also takes the whitespace before it (tokenizers' `lstrip`). */
+  lstrip?: boolean;
+  /** Also takes the whitespace after it (`rstrip`). */
+  rstrip?: boolean;
+  /** Only matches where no letter, digit or underscore touches it on either side (`single_word`). */
+  single_word?: boolean;
 }
 
 export interface DecodeOptions {
@@ -81,9 +87,13 @@ export class GPT2Tokenizer {
   /** The bytes each id decodes to, prepared once because streaming decodes token by token. */
   private readonly bytesById: Uint8Array[] = [];
   private readonly specialIds = new Set<number>();
-  private readonly addedTokenIds = new Map<string, number>();
-  /** Matches any added token, longest first so that overlapping tokens split like HF's leftmost-longest. */
+  private readonly addedTokens = new Map<string, AddedToken>();
+  /**
+   * Matches any added token, longest first so that overlapping tokens split like HF's leftmost-longest;
+   * capture group i + 1 is `addedTokenOrder[i]`, whatever whitespace lstrip/rstrip take around it.
+   */
   private readonly addedTokenPattern: RegExp | null;
+  private readonly addedTokenOrder: AddedToken[];
   private readonly wordCache = new Map<string, readonly number[]>();
 
   private constructor(
@@ -99,28 +109,29 @@ export class GPT2Tokenizer {
     }
 
     const encoder = new TextEncoder();
-    const addToken = ({ id, content, special }: AddedToken) => {
-      this.tokenById[id] = content;
+    const addToken = (token: AddedToken) => {
+      this.tokenById[token.id] = token.content;
       // Added tokens are literal text, not byte-level strings.
-      this.bytesById[id] = encoder.encode(content);
-      this.addedTokenIds.set(content, id);
-      if (special) this.specialIds.add(id);
+      this.bytesById[token.id] = encoder.encode(token.content);
+      this.addedTokens.set(token.content, token);
+      if (token.special) this.specialIds.add(token.id);
     };
     addedTokens.forEach(addToken);
 
     const registerSpecial = (spec: SpecialTokenSpec, description: string) => {
       const content = typeof spec === 'string' ? spec : spec.content;
-      const id = this.addedTokenIds.get(content) ?? vocab.get(content);
+      const added = this.addedTokens.get(content);
+      const id = added?.id ?? vocab.get(content);
       if (id === undefined) throw new TokenizerError(`${description} "${content}" is not in the vocabulary`);
       // HF never splits special tokens into pieces, even when only the vocab lists them.
-      addToken({ id, content, special: true });
+      addToken({ ...added, id, content, special: true });
       return { content, id };
     };
     const resolveNamedSpecial = (name: SpecialTokenName): [string | null, number | null] => {
       let spec = config[name];
       if (spec === undefined) {
         const fallback = GPT2_DEFAULT_SPECIAL_TOKENS[name];
-        const known = fallback !== undefined && (this.addedTokenIds.has(fallback) || vocab.has(fallback));
+        const known = fallback !== undefined && (this.addedTokens.has(fallback) || vocab.has(fallback));
         spec = known ? fallback : null;
       }
       if (spec === null) return [null, null];
@@ -136,17 +147,11 @@ export class GPT2Tokenizer {
     this.vocab_size = this.tokenById.length;
     this.model_max_length = config.model_max_length ?? UNLIMITED_MODEL_MAX_LENGTH;
     this.addPrefixSpace = config.add_prefix_space ?? false;
-    const addedContents = [...this.addedTokenIds.keys()].filter((content) => content.length > 0);
+    this.addedTokenOrder = [...this.addedTokens.values()]
+      .filter((token) => token.content.length > 0)
+      .sort((a, b) => b.content.length - a.content.length);
     this.addedTokenPattern =
-      addedContents.length === 0
-        ? null
-        : new RegExp(
-            addedContents
-              .sort((a, b) => b.length - a.length)
-              .map((content) => content.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-              .join('|'),
-            'gu',
-          );
+      this.addedTokenOrder.length === 0 ? null : new RegExp(this.addedTokenOrder.map(addedTokenRegex).join('|'), 'gu');
   }
 
   /**
@@ -187,8 +192,8 @@ export class GPT2Tokenizer {
 
     const config = opts.config ?? {};
     const addedTokens: AddedToken[] = Object.entries(config.added_tokens_decoder ?? {}).map(([id, token]) => ({
+      ...token,
       id: Number(id),
-      content: token.content,
       special: token.special ?? false,
     }));
     addedTokens.push(...(opts.addedTokens ?? []));
@@ -209,7 +214,7 @@ export class GPT2Tokenizer {
     let start = 0;
     for (const match of text.matchAll(this.addedTokenPattern)) {
       this.encodeOrdinaryText(text.slice(start, match.index), ids);
-      ids.push(this.addedTokenIds.get(match[0])!);
+      ids.push(this.addedTokenOrder[match.findIndex((group, i) => i > 0 && group !== undefined) - 1]!.id);
       start = match.index + match[0].length;
     }
     this.encodeOrdinaryText(text.slice(start), ids);
@@ -293,4 +298,12 @@ function cleanUpTokenizationSpaces(text: string): string {
     .replaceAll(" 's", "'s")
     .replaceAll(" 've", "'ve")
     .replaceAll(" 're", "'re");
+}
+
+/** One added token as a regex alternative: its text in a capture group, with what its flags let it take. */
+function addedTokenRegex(token: AddedToken): string {
+  const wordCharacter = '[\\p{L}\\p{N}_]';
+  const text = token.content.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const word = token.single_word ? `(?<!${wordCharacter})${text}(?!${wordCharacter})` : text;
+  return `${token.lstrip ? '\\s*' : ''}(${word})${token.rstrip ? '\\s*' : ''}`;
 }

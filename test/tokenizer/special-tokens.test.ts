@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AutoTokenizer, GPT2Tokenizer } from '../../src/tokenizer/index.js';
+import type { AddedToken } from '../../src/tokenizer/gpt2-tokenizer.js';
 import { GPT2_VOCAB_DIR, tokenizerCases } from './fixtures.js';
 
 const ENDOFTEXT = '<|endoftext|>';
@@ -115,5 +116,51 @@ describe('GPT-Neo special tokens', () => {
     expect(tokenizer.encode('Hello')).toEqual([18435]);
     expect(tokenizer.encode(' Hello')).toEqual([18435]);
     expect(tokenizer.encode('Hello<|endoftext|>world')).toEqual([18435, 50256, 995]);
+  });
+});
+
+// Expected tokens are those of the tokenizers library's own tests for these flags (GPT-2 byte-level vocab).
+describe('added-token flags from tokenizer.json', () => {
+  const MASK = 50257;
+  const tokenizerWith = (token: Omit<AddedToken, 'id' | 'special'> & { id?: number }, addPrefixSpace = false) =>
+    GPT2Tokenizer.fromFiles({
+      vocab,
+      merges,
+      addedTokens: [{ id: MASK, special: true, ...token }],
+      config: { add_prefix_space: addPrefixSpace },
+    });
+  const ids = (tokens: string[], added: Record<string, number> = {}) => tokens.map((t) => added[t] ?? vocab[t]!);
+
+  it('lstrip takes the whitespace before the token', () => {
+    const tokenizer = tokenizerWith({ content: '<mask>', lstrip: true }, true);
+    expect(tokenizer.encode('I saw a <mask> 😺')).toEqual([...ids(['ĠI', 'Ġsaw', 'Ġa']), MASK, ...ids(['ĠðŁĺ', 'º'])]);
+  });
+
+  it('rstrip takes the whitespace after the token', () => {
+    const expected = (prefix: string) => [...ids([`${prefix}I`, 'Ġsaw', 'Ġa', 'Ġ']), MASK, ...ids([`${prefix}ðŁĺ`, 'º'])];
+    expect(tokenizerWith({ content: '<mask>', rstrip: true }).encode('I saw a <mask> 😺')).toEqual(expected(''));
+    // With add_prefix_space the piece after the token gets its space back.
+    expect(tokenizerWith({ content: '<mask>', rstrip: true }, true).encode('I saw a <mask> 😺')).toEqual(expected('Ġ'));
+  });
+
+  it('single_word keeps the token from splitting a word', () => {
+    const ing = vocab['ing']!;
+    expect(tokenizerWith({ id: ing, content: 'ing', single_word: true }).encode('I like dancing')).toEqual(
+      ids(['I', 'Ġlike', 'Ġdancing']),
+    );
+    expect(tokenizerWith({ id: ing, content: 'ing', single_word: true }).encode('I like ing')).toEqual([
+      ...ids(['I', 'Ġlike', 'Ġ']),
+      ing,
+    ]);
+    expect(tokenizerWith({ id: ing, content: 'ing' }).encode('I like dancing')).toEqual(ids(['I', 'Ġlike', 'Ġd', 'anc', 'ing']));
+  });
+
+  it('reads the flags from tokenizer_config.json added_tokens_decoder too', () => {
+    const tokenizer = GPT2Tokenizer.fromFiles({
+      vocab,
+      merges,
+      config: { added_tokens_decoder: { [MASK]: { content: '<mask>', special: true, lstrip: true } } },
+    });
+    expect(tokenizer.encode('a <mask>')).toEqual([vocab['a']!, MASK]);
   });
 });
