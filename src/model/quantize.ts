@@ -1,4 +1,4 @@
-/** A [N, K] weight (nn.Linear layout) as int8 codes per output channel, transposed for MatMulInteger. */
+/** A [N, K] weight (nn.Linear layout) as int8 codes per output channel, transposed for the integer GEMM (MatMulIntegerToFloat). */
 export interface ChannelQuantized {
   /** [K, N]: w[n, k] ≈ codes[k * N + n] * scales[n]. */
   codes: Int8Array;
