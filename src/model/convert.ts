@@ -10,7 +10,7 @@ import { buildGPTNeoGraph } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
-const GRAPH_FORMAT_VERSION = 6;
+const GRAPH_FORMAT_VERSION = 7;
 
 /**
  * Returns the path of an ONNX model for (checkpoint, weight format), converting the checkpoint on first use.

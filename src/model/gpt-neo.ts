@@ -78,12 +78,15 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
       epsilon: { float: config.layer_norm_epsilon },
     });
 
-  // [cache capacity, seq]: where the softmax over [cached keys, new keys] splits.
+  // [cache capacity, seq] per attention kind, once for all its layers: where the softmax over [cached keys, new
+  // keys] splits. The bias is [batch, 1, seq, capacity + seq].
   const seqLength = g.node('Slice', [batchAndSeq, g.constInt64([1]), g.constInt64([2])]);
-  const splitSizes = (cachedValues: string) =>
-    g.node('Concat', [g.node('Slice', [g.node('Shape', [cachedValues]), g.constInt64([2]), g.constInt64([3])]), seqLength], {
-      axis: 0,
-    });
+  const splitSizes = Object.fromEntries(
+    Object.entries(bias).map(([kind, kindBias]) => {
+      const width = g.node('Slice', [g.node('Shape', [kindBias]), g.constInt64([3]), g.constInt64([4])]);
+      return [kind, g.node('Concat', [g.node('Sub', [width, seqLength]), seqLength], { axis: 0 })];
+    }),
+  ) as Record<AttentionType, string>;
 
   const splitHeads = (x: string) => g.node('Transpose', [g.node('Reshape', [x, headsShape])], { perm: [0, 2, 1, 3] });
 
@@ -102,7 +105,7 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
 
     const scores = g.node('Concat', [g.node('MatMul', [q, cachedKeysT]), g.node('MatMul', [q, newKeysT])], { axis: -1 });
     const probs = g.node('Softmax', [g.node('Add', [scores, bias[kind]])], { axis: -1 });
-    const [cachedProbs, newProbs] = g.nodeOutputs('Split', [probs, splitSizes(cachedValues)], 2, { axis: -1 });
+    const [cachedProbs, newProbs] = g.nodeOutputs('Split', [probs, splitSizes[kind]], 2, { axis: -1 });
     const context = g.node('Add', [g.node('MatMul', [cachedProbs!, cachedValues]), g.node('MatMul', [newProbs!, newValues])]);
     const merged = g.node('Transpose', [context], { perm: [0, 2, 1, 3] });
     return params.linear(g.node('Reshape', [merged, tokensShape]), `${name}.out_proj`, C, C, true);
