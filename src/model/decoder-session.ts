@@ -18,6 +18,9 @@ const PREFILL_CHUNK = 256;
  */
 const CHUNK_SCORES_BYTES = 16 * 2 ** 20;
 
+/** The data of an empty cache tensor. */
+const NO_FLOATS = new Float32Array(0);
+
 /** Cache capacity grows in steps of this many slots, so growing copies the cache rarely. */
 const CAPACITY_STEP = 64;
 
@@ -117,12 +120,8 @@ export class GPTNeoDecoderSession implements DecoderSession {
       const inChunk = (_: unknown, i: number) => i % T >= start && i % T < start + length;
       const slice = { ids: ids.filter(inChunk), positions: positions.filter(inChunk) };
       const visible = mask.map((row) => row.slice(0, this.pastLen + length));
-      const last = start + length === T;
-      if (options.allPositions || last) {
-        chunks.push(await this.run(slice.ids, slice.positions, visible, length, options.allPositions ?? false));
-      } else {
-        await this.run(slice.ids, slice.positions, visible, length, false);
-      }
+      const logits = await this.run(slice.ids, slice.positions, visible, length, options.allPositions ?? false);
+      if (options.allPositions || start + length === T) chunks.push(logits);
     }
     return options.allPositions ? concatPositions(chunks, B, V) : chunks[chunks.length - 1]!;
   }
@@ -158,10 +157,8 @@ export class GPTNeoDecoderSession implements DecoderSession {
     const D = this.headDim;
     this.caches.forEach((cache, layer) => {
       const capacity = attended(this.config.attention_layers[layer]!);
-      const keysT = capacity === 0 ? new Float32Array(0) : cache.keysT;
-      const values = capacity === 0 ? new Float32Array(0) : cache.values;
-      feeds[IO.cachedKeys(layer)] = new OrtTensor('float32', keysT, [B, H, D, capacity]);
-      feeds[IO.cachedValues(layer)] = new OrtTensor('float32', values, [B, H, capacity, D]);
+      feeds[IO.cachedKeys(layer)] = new OrtTensor('float32', capacity === 0 ? NO_FLOATS : cache.keysT, [B, H, D, capacity]);
+      feeds[IO.cachedValues(layer)] = new OrtTensor('float32', capacity === 0 ? NO_FLOATS : cache.values, [B, H, capacity, D]);
     });
 
     const outputs = await this.runtime.run(feeds);

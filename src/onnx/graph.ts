@@ -70,12 +70,6 @@ export class GraphBuilder {
     return name;
   }
 
-  constUint8(value: number): string {
-    const name = `const_${this.counter++}`;
-    this.constants.push(onnx.TensorProto.create({ name, dataType: ELEMENT_TYPE_CODES.uint8, dims: [], int32Data: [value] }));
-    return name;
-  }
-
   constFloat(value: number): string {
     const name = `const_${this.counter++}`;
     this.constants.push(

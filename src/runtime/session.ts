@@ -11,7 +11,7 @@ export interface RuntimeOptions {
    * Let ONNX Runtime repack constant weights into its kernels' layouts at load (default true). Float32
    * GEMV runs as fast on the stored layout, and without repacking the weights stay memory-mapped from
    * disk instead of being copied: no second copy in RAM and a load that takes a fraction of a second.
-   * Quantized kernels (MatMulNBits, DynamicQuantizeMatMul) need it: they are ~100x slower without.
+   * Quantized kernels need it: 4-bit MatMulNBits ran ~100x and the int8 GEMM 4x slower without.
    */
   prepackWeights?: boolean;
   /**
@@ -46,10 +46,6 @@ export class RuntimeSession {
       },
     });
     return new RuntimeSession(session);
-  }
-
-  get inputNames(): readonly string[] {
-    return this.session.inputNames;
   }
 
   async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
