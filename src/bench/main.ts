@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
 import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
 import { measureReadBandwidth } from './bandwidth.js';
+import { measureLinearLayers } from './linear-layers.js';
 import { ensureRandomCheckpoint } from './random-checkpoint.js';
 import type { RunReport } from './run.js';
 
@@ -48,16 +49,22 @@ for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
   const warm = await runChild(dtype, 'on');
   console.error(`${dtype}: warm start, threads not spinning...`);
   const notSpinning = await runChild(dtype, 'off');
+  console.error(`${dtype}: linear layers alone...`);
+  const linearLayers = await measureLinearLayers(dtype, threads);
   const limit = bandwidth / warm.weightBytesPerToken;
+  const effective = warm.decodeShort * warm.weightBytesPerToken;
   rows.push([
     dtype,
     (warm.weightBytes / 1e9).toFixed(2),
     (warm.weightBytesPerToken / 1e9).toFixed(2),
     warm.decodeShort.toFixed(2),
     notSpinning.decodeShort.toFixed(2),
-    ((warm.decodeShort * warm.weightBytesPerToken) / 1e9).toFixed(1),
+    (effective / 1e9).toFixed(1),
     limit.toFixed(2),
     (warm.decodeShort / limit).toFixed(2),
+    (linearLayers / 1e9).toFixed(1),
+    (linearLayers / bandwidth).toFixed(2),
+    (effective / linearLayers).toFixed(2),
     warm.decodeLong.toFixed(2),
     (warm.decodeLong / warm.decodeShort).toFixed(2),
     warm.prefill512.toFixed(1),
@@ -70,11 +77,13 @@ for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
 
 const header = [
   'dtype', 'weights (GB)', 'weights read/token (GB)', 'decode tok/s @16', '(spinning off)', 'effective GB/s', 'limit tok/s', 'ratio',
+  'linear layers alone GB/s', 'their ratio', 'decode / linear layers',
   'decode tok/s @1900', '@1900 / @16', 'prefill 512 tok/s', 'first token cold (s)', 'first token warm (s)',
   'peak RSS (GB)', 'RSS budget (GB)',
 ];
 console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${threads} threads`);
-console.log(`Measured read bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s (float32 GEMV over 1 GiB in ONNX Runtime)\n`);
+console.log(`Measured read bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s (float32 GEMV over 1 GiB in ONNX Runtime)`);
+console.log('Linear layers alone: one token through 1.2 B parameters of linear layers in that format, nothing else (the kernels\' own ceiling)\n');
 console.log(`| ${header.join(' | ')} |`);
 console.log(`|${header.map(() => '---').join('|')}|`);
 for (const row of rows) console.log(`| ${row.join(' | ')} |`);

@@ -32,7 +32,7 @@ export const GPT_NEO_1_3B_CONFIG = {
 };
 
 /** Uniform noise with the standard deviation of HF's N(0, 0.02) init; each tensor differs (ONNX Runtime merges equal ones). */
-function noise(count: number, seed: number): Float32Array {
+export function noise(count: number, seed: number): Float32Array {
   const out = new Float32Array(count);
   const amplitude = 0.02 * Math.sqrt(3);
   let state = (seed * 2654435761) >>> 0 || 1;

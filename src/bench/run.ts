@@ -1,5 +1,6 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
 import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { LINEAR_BYTES_PER_PARAMETER } from './linear-layers.js';
 
 export interface RunReport {
   firstTokenSeconds: number;
@@ -48,12 +49,9 @@ prefill.dispose();
 const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V, max_position_embeddings: P } = model.config;
 const blockParams = L * (4 * C * C + 2 * C * I);
 const headParams = V * C;
-// Codes plus their scales (and zero points) per block of 32 for q4; q8 keeps the tied head in float32.
-const weightBytesPerToken = {
-  fp32: 4 * (blockParams + headParams),
-  q8: blockParams + 4 * headParams,
-  q4: (0.5 + 4.5 / 32) * (blockParams + headParams),
-}[dtype];
+// q8 keeps the tied head in float32.
+const weightBytesPerToken =
+  LINEAR_BYTES_PER_PARAMETER[dtype] * blockParams + LINEAR_BYTES_PER_PARAMETER[dtype === 'q8' ? 'fp32' : dtype] * headParams;
 // Plus the position embeddings, and for q4 the float32 token embeddings next to the quantized head.
 const weightBytes = weightBytesPerToken + 4 * P * C + (dtype === 'q4' ? 4 * headParams : 0);
 const report: RunReport = {
