@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { checkpointParameters, parseConfig, type WeightFormat } from '../model/index.js';
 import { GraphBuilder } from '../onnx/graph.js';
-import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
-import { OrtTensor, RuntimeSession } from '../runtime/session.js';
+import { OrtTensor } from '../runtime/session.js';
 import type { Checkpoint, TensorInfo } from '../weights/index.js';
+import { fastestRun } from './fastest-run.js';
 import { GPT_NEO_1_3B_CONFIG, noise } from './random-checkpoint.js';
 
 /** As many weights as GPT-Neo 1.3B's blocks (24 x 50.3M), in 2048 -> 8192 layers like its c_fc. */
@@ -18,8 +15,8 @@ export const LINEAR_BYTES_PER_PARAMETER: Record<WeightFormat, number> = { fp32: 
 
 /**
  * The ceiling of batch-1 decoding in one weight format: the bytes per second that ONNX Runtime's kernels reach
- * on the project's linear layers alone (as built for the model, with their activation quantization), one token
- * through 1.2 B random parameters with nothing else in the graph. Best of several runs.
+ * on the project's linear layers alone (built as for the model, with their activation quantization), one token
+ * through 1.2 B random parameters with nothing else in the graph. Fastest of several runs.
  */
 export async function measureLinearLayers(format: WeightFormat, threads?: number): Promise<number> {
   const names = Array.from({ length: LAYERS }, (_, i) => `linear.${i}`);
@@ -31,27 +28,12 @@ export async function measureLinearLayers(format: WeightFormat, threads?: number
     readFloat32: async (name) => noise(N * K, names.indexOf(name.replace(/\.weight$/, '')) + 1),
     close: async () => {},
   };
-  const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-linear-'));
-  try {
-    const g = new GraphBuilder();
-    const x = g.input('x', 'float32', [1, K]);
-    const params = checkpointParameters(g, checkpoint, parseConfig(GPT_NEO_1_3B_CONFIG), format, 'random linear layers');
-    names.forEach((name, i) => g.output(params.linear(x, name, N, K, false), `y.${i}`, 'float32', [1, N]));
-    await writeOnnxModel(g, path.join(folder, format), `Preparing ${format} linear layers`);
-    const session = await RuntimeSession.create(path.join(folder, format, MODEL_FILE), {
-      threads,
-      prepackWeights: format !== 'fp32',
-    });
-    const feeds = { x: new OrtTensor('float32', noise(K, 0), [1, K]) };
-    let best = Infinity;
-    for (let run = 0; run < 12; run++) {
-      const started = performance.now();
-      await session.run(feeds);
-      if (run >= 2) best = Math.min(best, (performance.now() - started) / 1000);
-    }
-    await session.release();
-    return (LAYERS * N * K * LINEAR_BYTES_PER_PARAMETER[format]) / best;
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
+  const g = new GraphBuilder();
+  const x = g.input('x', 'float32', [1, K]);
+  const params = checkpointParameters(g, checkpoint, parseConfig(GPT_NEO_1_3B_CONFIG), format, 'random linear layers');
+  names.forEach((name, i) => g.output(params.linear(x, name, N, K, false), `y.${i}`, 'float32', [1, N]));
+  const feeds = { x: new OrtTensor('float32', noise(K, 0), [1, K]) };
+  // As the model runs them: float32 weights in place, quantized ones repacked for their kernels.
+  const seconds = await fastestRun(g, feeds, { threads, prepackWeights: format !== 'fp32' }, `Preparing ${format} linear layers`);
+  return (LAYERS * N * K * LINEAR_BYTES_PER_PARAMETER[format]) / seconds;
 }
