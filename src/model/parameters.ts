@@ -82,8 +82,9 @@ export function checkpointParameters(
   };
 
   // q8: int8 weights per output channel and 8-bit activations per token, multiplied exactly in int32 by
-  // ONNX Runtime's integer GEMM on VNNI/AMX u8 x s8 kernels (measured 1.8 TFLOP/s for prompts and 0.9 of the
-  // memory bandwidth per token, where 8-bit MatMulNBits reached 0.3 TFLOP/s and 0.75).
+  // ONNX Runtime's integer GEMM on VNNI/AMX u8 x s8 kernels (measured 1.8 TFLOP/s for prompts, and per token
+  // 0.71 to 0.75 of the memory bandwidth over 1.2 GB of weights; 8-bit MatMulNBits reached 0.3 TFLOP/s and
+  // less per token).
   // Activations are quantized per token with their own zero point, not per tensor as DynamicQuantizeMatMul
   // does, so a token's result never depends on the other tokens of the batch. ONNX Runtime only takes one zero
   // point for all rows, so the rows' zero points zp_t are applied after the product, with s_t the row scale,
@@ -121,8 +122,8 @@ export function checkpointParameters(
   };
 
   // q4: MatMulNBits in blocks of 32 with zero points. Accuracy level 4 lets it multiply with int8 activations
-  // (quantized per block of 32 inside the kernel): 0.6 of the memory bandwidth per token, where the float path
-  // reached 0.4.
+  // (quantized per block of 32 inside the kernel): 0.50 to 0.59 of the memory bandwidth per token, compute-bound
+  // on these 2 cores, where the float path reached 0.4.
   const int4Linear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     const bits = 4;
     const weight = stackedWeight(linears, N, K, 3, (w, rows): BlockQuantized => quantizeBlockwise(w, rows, K, bits, QUANT_BLOCK_SIZE));

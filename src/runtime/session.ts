@@ -15,8 +15,8 @@ export interface RuntimeOptions {
    */
   prepackWeights?: boolean;
   /**
-   * Worker threads spin briefly while waiting for work (default true). `npm run bench` measures both: on the
-   * 2-core machine here spinning decoded 1% (fp32), 12% (q8) and 5% (q4) faster.
+   * Worker threads spin briefly while waiting for work (default true, as in ONNX Runtime). `npm run bench`
+   * measures both: on the 2-core machine here neither won consistently (each was ahead by up to 11% in some run).
    */
   spinning?: boolean;
 }
