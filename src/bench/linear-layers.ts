@@ -1,4 +1,4 @@
-import { checkpointParameters, parseConfig, type WeightFormat } from '../model/index.js';
+import { checkpointParameters, LINEAR_BYTES_PER_PARAMETER, parseConfig, type WeightFormat } from '../model/index.js';
 import { GraphBuilder } from '../onnx/graph.js';
 import { OrtTensor } from '../runtime/session.js';
 import type { Checkpoint, TensorInfo } from '../weights/index.js';
@@ -9,9 +9,6 @@ import { GPT_NEO_1_3B_CONFIG, noise } from './random-checkpoint.js';
 const K = 2048;
 const N = 8192;
 const LAYERS = 72;
-
-/** Bytes one parameter of a linear layer takes in each weight format: codes plus their scales and zero points. */
-export const LINEAR_BYTES_PER_PARAMETER: Record<WeightFormat, number> = { fp32: 4, q8: 1, q4: 0.5 + 4.5 / 32 };
 
 /**
  * The ceiling of batch-1 decoding in one weight format: the bytes per second that ONNX Runtime's kernels reach

@@ -1,6 +1,5 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
-import { LINEAR_BYTES_PER_PARAMETER } from './linear-layers.js';
+import { GPTNeoForCausalLM, LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../model/index.js';
 
 export interface RunReport {
   firstTokenSeconds: number;

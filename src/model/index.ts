@@ -7,5 +7,5 @@ export {
   type GenerateArguments,
   GPTNeoForCausalLM,
 } from './modeling.js';
-export { checkpointParameters, WEIGHT_FORMATS, WeightMismatchError, type WeightFormat } from './parameters.js';
+export { checkpointParameters, LINEAR_BYTES_PER_PARAMETER, WEIGHT_FORMATS, WeightMismatchError, type WeightFormat } from './parameters.js';
 export type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';

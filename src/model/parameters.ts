@@ -13,6 +13,12 @@ export type WeightFormat = 'fp32' | 'q8' | 'q4';
 export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'q8', 'q4'];
 const QUANT_BLOCK_SIZE = 32;
 
+/**
+ * Bytes one parameter of a linear layer takes in each format: its code plus its share of the scales (float32)
+ * and zero points (q4: 4 bits per block; q8's per-channel scales are negligible).
+ */
+export const LINEAR_BYTES_PER_PARAMETER: Record<WeightFormat, number> = { fp32: 4, q8: 1, q4: 0.5 + (4 + 0.5) / QUANT_BLOCK_SIZE };
+
 export class WeightMismatchError extends Error {}
 
 /**
