@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { stagingPath, writeFileAtomic } from '../util/atomic-write.js';
 
 /** A full git commit sha; any other revision (branch, tag, short sha) goes through refs/. */
 export const COMMIT_SHA = /^[0-9a-f]{40}$/;
@@ -15,9 +15,27 @@ export const COMMIT_SHA = /^[0-9a-f]{40}$/;
  */
 export class RepoCache {
   readonly root: string;
+  /** huggingface_hub's lock folder for this repo: .locks/models--{org}--{name}/{etag}.lock guards one blob. */
+  readonly locksDir: string;
 
   constructor(cacheDir: string, repoId: string) {
-    this.root = path.join(cacheDir, ['models', ...repoId.split('/')].join('--'));
+    const folderName = ['models', ...repoId.split('/')].join('--');
+    this.root = path.join(cacheDir, folderName);
+    this.locksDir = path.join(cacheDir, '.locks', folderName);
+  }
+
+  /** The lock huggingface_hub takes (flock) while it downloads blobs/{etag}; we take the same one. */
+  blobLockPath(etag: string): string {
+    return path.join(this.locksDir, `${etag}.lock`);
+  }
+
+  /**
+   * Held shared by every process reading or filling this repo (resolving, downloading, converting), and
+   * exclusively by a removal, so a repo is never removed under a process that uses it. Our own name beside
+   * the blob locks: huggingface_hub only ever looks for {etag}.lock there.
+   */
+  get inUseLockPath(): string {
+    return path.join(this.locksDir, 'gpt-neo-in-use.lock');
   }
 
   blobPath(etag: string): string {
@@ -50,7 +68,8 @@ export class RepoCache {
     if ((await this.commitFor(revision)) === commit) return;
     const refPath = this.inside('refs', ...revision.split('/'));
     await fs.mkdir(path.dirname(refPath), { recursive: true });
-    await fs.writeFile(refPath, commit);
+    // Renamed into place: a concurrent reader sees the old commit or the new one, never an empty file.
+    await writeFileAtomic(refPath, commit);
   }
 
   /** The snapshot path of a file if it is there and its blob is intact enough to exist (a dangling link is not cached). */
@@ -79,7 +98,7 @@ export class RepoCache {
     const blob = this.blobPath(etag);
     await fs.mkdir(path.dirname(pointer), { recursive: true });
     // Built aside and renamed over: concurrent callers cannot collide, and a half-made copy is never visible.
-    const staging = `${pointer}.${process.pid}.${randomUUID()}.tmp`;
+    const staging = stagingPath(pointer);
     try {
       try {
         await fs.symlink(path.relative(path.dirname(pointer), blob), staging);

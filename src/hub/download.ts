@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { withLock } from '../util/file-lock.js';
 import { startProgress, type Progress } from '../util/progress.js';
 import { COMMIT_SHA, RepoCache, exists } from './cache.js';
 import { HubError } from './errors.js';
@@ -92,16 +93,32 @@ export async function getRepoFile(
   const cached = await cache.cachedFile(commit, filename);
   if (cached) return { path: cached, commit };
 
-  const blob = cache.blobPath(etag);
-  if (!(await exists(blob))) {
-    let download = inFlight.get(blob);
-    if (!download) {
-      download = downloadBlob(settings, request, metadata, blob).finally(() => inFlight.delete(blob));
-      inFlight.set(blob, download);
+  // Shared: other readers and fillers go on; a `gpt-neo cache rm` waits for us or refuses.
+  return withLock(cache.inUseLockPath, { shared: true, waitingFor: `a removal of ${repoId} from the cache` }, async () => {
+    const blob = cache.blobPath(etag);
+    if (!(await exists(blob))) {
+      let download = inFlight.get(blob);
+      if (!download) {
+        download = downloadBlobOnce(settings, request, metadata, cache).finally(() => inFlight.delete(blob));
+        inFlight.set(blob, download);
+      }
+      await download;
     }
-    await download;
-  }
-  return { path: await cache.link(commit, filename, etag), commit };
+    return { path: await cache.link(commit, filename, etag), commit };
+  });
+}
+
+/**
+ * One process at a time downloads a blob, under huggingface_hub's own lock file for it, so Python and Node
+ * processes sharing the cache wait for each other instead of writing the same file. A waiter finds the blob
+ * there when it gets the lock; if the holder died midway, the waiter resumes its partial download.
+ */
+async function downloadBlobOnce(settings: HubSettings, request: FileRequest, source: BlobSource, cache: RepoCache): Promise<void> {
+  const blob = cache.blobPath(source.etag);
+  const waitingFor = `another process downloading ${request.filename} of ${request.repoId}`;
+  await withLock(cache.blobLockPath(source.etag), { waitingFor }, async () => {
+    if (!(await exists(blob))) await downloadBlob(settings, request, source, blob);
+  });
 }
 
 async function fromCacheOnly(
@@ -139,7 +156,8 @@ interface BlobSource {
 /**
  * Downloads into blobs/{etag}.incomplete, appending after whatever an earlier, interrupted run left there
  * (Range: bytes=N-), hashes while writing, and renames to blobs/{etag} only once size and checksum match:
- * the final blob is complete and correct or absent.
+ * the final blob is complete and correct or absent. The caller holds the blob's lock, so the partial file
+ * has one writer: it keeps huggingface_hub's name, and either side resumes what the other left.
  */
 async function downloadBlob(settings: HubSettings, request: FileRequest, source: BlobSource, blob: string): Promise<void> {
   const partial = `${blob}.incomplete`;

@@ -65,3 +65,24 @@ export function startProgress(label: string, total: number, unit: ProgressUnit =
     },
   };
 }
+
+/**
+ * A one-line "waiting" notice on stderr that counts the seconds, for work that is blocked on another process
+ * (a lock); silent when stderr is not a terminal, like the progress bars.
+ */
+export function startWaitNotice(waitingFor: string): { stop(): void } {
+  if (!process.stderr.isTTY || process.env.GPT_NEO_NO_PROGRESS) return silent;
+  const started = Date.now();
+  const show = () => {
+    const seconds = Math.round((Date.now() - started) / 1000);
+    process.stderr.write(`\r\x1b[2KWaiting for ${waitingFor} (${seconds} s)`);
+  };
+  show();
+  const timer = setInterval(show, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      process.stderr.write('\r\x1b[2K');
+    },
+  };
+}
