@@ -21,7 +21,6 @@ export async function measureLinearLayers(format: WeightFormat, threads?: number
   const checkpoint: Checkpoint = {
     tensors,
     files: [],
-    contentKey: `random linear layers ${LAYERS} x ${N} x ${K}`,
     readFloat32: async (name) => noise(N * K, names.indexOf(name.replace(/\.weight$/, '')) + 1),
     close: async () => {},
   };

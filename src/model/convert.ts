@@ -1,37 +1,50 @@
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
-import { gptNeoCacheDir } from '../util/cache-dir.js';
 import { openCheckpoint } from '../weights/index.js';
 import type { GPTNeoConfig } from './config.js';
+import { openConversion } from './conversion-cache.js';
 import { buildGPTNeoGraph } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
 const GRAPH_FORMAT_VERSION = 7;
 
+/** The graph built by default: the causal LM with its logits. Callers building another graph name it. */
+export const CAUSAL_LM_VARIANT = 'causal-lm';
+
+export interface OnnxModel {
+  modelPath: string;
+  /** Until called, the conversion counts as in use and no cache removal touches it. */
+  release(): Promise<void>;
+}
+
 /**
- * Returns the path of an ONNX model for (checkpoint, weight format), converting the checkpoint on first use.
- * The cache key covers the checkpoint's content, the config and the format, so an edited checkpoint or a
- * new graph version converts again.
+ * Returns an ONNX model for (checkpoint, weight format, graph variant), converting the checkpoint on first
+ * use. The conversion is keyed by the checkpoint's content (its tensors' sha256), the config, the format,
+ * the variant and the graph version, never by the folder: a moved or copied checkpoint reuses it.
  */
-export async function prepareOnnxModel(folder: string, config: GPTNeoConfig, format: WeightFormat): Promise<string> {
+export async function prepareOnnxModel(
+  folder: string,
+  config: GPTNeoConfig,
+  format: WeightFormat,
+  variant = CAUSAL_LM_VARIANT,
+): Promise<OnnxModel> {
   const checkpoint = await openCheckpoint(folder);
   try {
-    const key = createHash('sha256')
-      .update(JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, weights: checkpoint.contentKey, config }))
-      .digest('hex')
-      .slice(0, 32);
-    const target = path.join(gptNeoCacheDir('onnx'), `${path.basename(path.resolve(folder))}-${format}-${key}`);
-    const modelPath = path.join(target, MODEL_FILE);
-    if (existsSync(modelPath)) return modelPath;
-
-    const graph = new GraphBuilder();
-    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, folder));
-    await writeOnnxModel(graph, target, `Converting ${path.basename(folder)} to ${format}`);
-    return modelPath;
+    const conversion = await openConversion(
+      {
+        folder,
+        weightFiles: checkpoint.files,
+        key: { config, format, variant, graphVersion: GRAPH_FORMAT_VERSION },
+      },
+      async (target) => {
+        const graph = new GraphBuilder();
+        buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, folder));
+        await writeOnnxModel(graph, target, `Converting ${path.basename(folder)} to ${format}`);
+      },
+    );
+    return { modelPath: path.join(conversion.folder, MODEL_FILE), release: conversion.release };
   } finally {
     await checkpoint.close();
   }

@@ -2,7 +2,7 @@ import { generate, type GenerationConfig, type TokenStreamer } from '../generati
 import type { Decode } from '../generation/index.js';
 import { RuntimeSession } from '../runtime/session.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
-import { prepareOnnxModel } from './convert.js';
+import { prepareOnnxModel, type OnnxModel } from './convert.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
 import { EmbeddingTable } from './embeddings.js';
 import { IO } from './gpt-neo.js';
@@ -39,6 +39,7 @@ export class GPTNeoForCausalLM {
     readonly dtype: WeightFormat,
     private readonly runtime: RuntimeSession,
     private readonly embeddings: EmbeddingTable,
+    private readonly conversion: OnnxModel,
   ) {}
 
   /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
@@ -48,14 +49,21 @@ export class GPTNeoForCausalLM {
       throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
     }
     const config = await loadConfig(folder);
-    const modelPath = await prepareOnnxModel(folder, config, dtype);
-    // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
-    const runtime = await RuntimeSession.create(modelPath, {
-      threads: options.threads,
-      spinning: options.spinning,
-      prepackWeights: dtype !== 'fp32',
-    });
-    return new GPTNeoForCausalLM(config, dtype, runtime, await EmbeddingTable.open(modelPath, IO.tokenEmbeddings));
+    // Held until dispose(): the conversion is read in place, so no cache removal may take it meanwhile.
+    const conversion = await prepareOnnxModel(folder, config, dtype);
+    const { modelPath } = conversion;
+    try {
+      // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
+      const runtime = await RuntimeSession.create(modelPath, {
+        threads: options.threads,
+        spinning: options.spinning,
+        prepackWeights: dtype !== 'fp32',
+      });
+      return new GPTNeoForCausalLM(config, dtype, runtime, await EmbeddingTable.open(modelPath, IO.tokenEmbeddings), conversion);
+    } catch (error) {
+      await conversion.release();
+      throw error;
+    }
   }
 
   /** A batch and its KV cache; `maxLength` (tokens per row it will hold) sizes the cache once. */
@@ -99,6 +107,7 @@ export class GPTNeoForCausalLM {
   async dispose(): Promise<void> {
     this.embeddings.close();
     await this.runtime.release();
+    await this.conversion.release();
   }
 }
 

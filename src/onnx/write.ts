@@ -1,6 +1,7 @@
 import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
+import { stagingPath } from '../util/atomic-write.js';
 import { startProgress } from '../util/progress.js';
 import { ELEMENT_TYPE_CODES, type ElementType, type GraphBuilder, valueInfoProto } from './graph.js';
 
@@ -20,8 +21,7 @@ const ELEMENT_BYTES: Record<ElementType, number> = { float32: 4, float64: 8, flo
  * written one at a time, so memory stays at one tensor. The folder appears atomically when complete.
  */
 export async function writeOnnxModel(graph: GraphBuilder, folder: string, label = 'Converting weights'): Promise<void> {
-  const staging = `${folder}.partial-${process.pid}`;
-  await rm(staging, { recursive: true, force: true });
+  const staging = stagingPath(folder);
   await mkdir(staging, { recursive: true });
   const totalBytes = graph.weights.reduce((sum, w) => sum + byteLength(w.type, w.dims), 0);
   const progress = startProgress(label, totalBytes, 'bytes');

@@ -13,7 +13,7 @@ export type ProgressUnit = 'bytes' | 'tokens' | 'items';
 
 const silent: Progress = { update() {}, increment() {}, stop() {} };
 
-function formatBytes(n: number): string {
+export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let i = 0;
   while (n >= 1000 && i < units.length - 1) {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from './errors.js';
@@ -92,7 +91,6 @@ async function readWeightMap(indexFile: string): Promise<Map<string, string>> {
 class FolderCheckpoint implements Checkpoint {
   readonly tensors: ReadonlyMap<string, TensorInfo>;
   readonly files: string[];
-  readonly contentKey: string;
   private readonly fileOfTensor = new Map<string, WeightFile>();
   private closed = false;
 
@@ -113,7 +111,6 @@ class FolderCheckpoint implements Checkpoint {
     }
     this.tensors = tensors;
     this.files = weightFiles.map((weightFile) => weightFile.path);
-    this.contentKey = contentKey(weightFiles);
   }
 
   readFloat32(name: string): Promise<Float32Array> {
@@ -128,18 +125,4 @@ class FolderCheckpoint implements Checkpoint {
     this.closed = true;
     await Promise.all(this.weightFiles.map((weightFile) => weightFile.close()));
   }
-}
-
-/** Hashes what identifies each file's tensors without touching their data: name, size and header bytes. */
-function contentKey(weightFiles: readonly WeightFile[]): string {
-  const hash = createHash('sha256');
-  for (const weightFile of weightFiles) {
-    // Length prefixes keep one file's fields from running into the next's.
-    const fields = [Buffer.from(path.basename(weightFile.path)), Buffer.from(String(weightFile.size)), weightFile.headerBytes];
-    for (const field of fields) {
-      hash.update(`${field.length}:`);
-      hash.update(field);
-    }
-  }
-  return hash.digest('hex');
 }

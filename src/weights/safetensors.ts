@@ -22,7 +22,7 @@ export async function openSafetensors(file: string): Promise<WeightFile> {
     const headerBytes = await readHeaderBytes(handle, file, size);
     const dataStart = headerBytes.length;
     const entries = parseHeader(headerBytes.subarray(LENGTH_PREFIX_BYTES), file, dataStart, size - dataStart);
-    return new SafetensorsFile(file, size, headerBytes, handle, entries);
+    return new SafetensorsFile(file, size, handle, entries);
   } catch (error) {
     await handle.close();
     throw error;
@@ -130,7 +130,6 @@ class SafetensorsFile implements WeightFile {
   constructor(
     readonly path: string,
     readonly size: number,
-    readonly headerBytes: Uint8Array,
     private readonly handle: FileHandle,
     entries: SafetensorsEntry[],
   ) {

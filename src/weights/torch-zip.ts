@@ -35,7 +35,7 @@ export async function openTorchZip(file: string): Promise<WeightFile> {
     for (const [name, tensor] of parseTorchStateDict(pickle, file)) {
       located.set(name, { ...tensor, storageStart: await locateStorage(archive, `${prefix}data/`, name, tensor) });
     }
-    return new TorchZipFile(file, size, pickle, handle, located);
+    return new TorchZipFile(file, size, handle, located);
   } catch (error) {
     await handle.close();
     throw error;
@@ -197,7 +197,6 @@ class TorchZipFile implements WeightFile {
   constructor(
     readonly path: string,
     readonly size: number,
-    readonly headerBytes: Uint8Array,
     private readonly handle: FileHandle,
     private readonly located: ReadonlyMap<string, LocatedTensor>,
   ) {

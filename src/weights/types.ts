@@ -15,8 +15,6 @@ export interface Checkpoint {
    * Reads only that tensor's bytes from disk.
    */
   readFloat32(name: string): Promise<Float32Array>;
-  /** sha256 over each weight file's basename, size and header bytes: cheap, and changes whenever any tensor's metadata does. */
-  readonly contentKey: string;
   close(): Promise<void>;
 }
 
@@ -24,8 +22,6 @@ export interface Checkpoint {
 export interface WeightFile {
   readonly path: string;
   readonly size: number;
-  /** The bytes that describe every tensor (safetensors JSON header, torch pickle); they feed the content key. */
-  readonly headerBytes: Uint8Array;
   readonly tensors: ReadonlyMap<string, TensorInfo>;
   readFloat32(name: string): Promise<Float32Array>;
   close(): Promise<void>;

@@ -44,6 +44,11 @@ export interface FakeHubOptions {
   gated?: { repos: string[]; grantedToken: string };
   /** Answer every /resolve/ request with this status (e.g. 503), as during a Hub outage. */
   outage?: number;
+  /**
+   * Send file bodies at about this many bytes per second, so that downloads of several processes overlap
+   * and one can be killed midway.
+   */
+  bytesPerSecond?: number;
 }
 
 export interface FakeHub {
@@ -104,7 +109,8 @@ export async function startFakeHub(options: FakeHubOptions): Promise<FakeHub> {
       res.write(body.subarray(0, options.failAfterBytes.bytes), () => res.socket?.end());
       return;
     }
-    res.end(body);
+    if (options.bytesPerSecond) sendSlowly(res, body, options.bytesPerSecond);
+    else res.end(body);
   };
 
   const cdn = http.createServer((req, res) => {
@@ -213,6 +219,23 @@ function findLfsFile(repos: Record<string, FakeRepo>, hash: string): { filename:
     }
   }
   return undefined;
+}
+
+function sendSlowly(res: http.ServerResponse, body: Buffer, bytesPerSecond: number): void {
+  const chunk = 16 * 1024;
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (res.destroyed) {
+      clearInterval(timer);
+      return;
+    }
+    res.write(body.subarray(sent, sent + chunk));
+    sent += chunk;
+    if (sent >= body.length) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, (chunk / bytesPerSecond) * 1000);
 }
 
 async function listen(server: http.Server): Promise<string> {
