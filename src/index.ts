@@ -33,3 +33,12 @@ export {
   formatResultsTable,
   TASK_NAMES,
 } from './eval/index.js';
+export {
+  type CacheEntry,
+  type CacheReport,
+  findEntries,
+  pruneCaches,
+  type PruneOptions,
+  removeEntry,
+  scanCaches,
+} from './cache/index.js';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { cacheCommand } from './cache.js';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
@@ -17,16 +18,19 @@ const program = new Command('gpt-neo')
 Environment:
   HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE   as in huggingface_hub
   GPT_NEO_CACHE        where converted models are kept (default: $HF_HOME/gpt-neo)
+  GPT_NEO_CACHE_MAX_SIZE  after a conversion, remove least recently used conversions beyond this (e.g. 20GB)
 
 Examples:
   gpt-neo generate "EleutherAI has"
   gpt-neo generate --model EleutherAI/gpt-neo-125M --max-new-tokens 40 --do-sample --seed 1 "Once upon a time"
   gpt-neo download EleutherAI/gpt-neo-1.3B
-  gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json`,
+  gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json
+  gpt-neo cache ls; gpt-neo cache prune --older-than 30d --max-size 20GB`,
   );
 program.addCommand(generateCommand());
 program.addCommand(downloadCommand());
 program.addCommand(evalCommand());
+program.addCommand(cacheCommand());
 
 try {
   await program.parseAsync();

@@ -4,6 +4,8 @@ import { resolveSettings, type HubOptions } from './settings.js';
 
 export { HubError, type HubErrorCode } from './errors.js';
 export { resolveModelFolder } from './resolve.js';
+export { type CachedRepo, removeHubRepo, scanHubCache } from './scan.js';
+export { resolveSettings } from './settings.js';
 export type { HubOptions } from './settings.js';
 
 /**

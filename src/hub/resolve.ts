@@ -1,5 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { withLock } from '../util/file-lock.js';
+import { RepoCache } from './cache.js';
 import { getRepoFile, OFFLINE_BY_SETTING } from './download.js';
 import { HubError } from './errors.js';
 import { resolveSettings, type HubOptions, type HubSettings } from './settings.js';
@@ -29,9 +31,15 @@ const WEIGHT_FORMS = [
 export async function resolveModelFolder(idOrPath: string, options: HubOptions = {}): Promise<string> {
   if (await isDirectory(idOrPath)) return idOrPath;
   assertRepoId(idOrPath);
-  const repoId = idOrPath;
   const settings = resolveSettings(options);
+  const cache = new RepoCache(settings.cacheDir, idOrPath);
+  // Held while the files are gathered, so a `gpt-neo cache rm` cannot take the snapshot away between them.
+  return withLock(cache.inUseLockPath, { shared: true, waitingFor: `a removal of ${idOrPath} from the cache` }, () =>
+    fetchModelFiles(idOrPath, settings),
+  );
+}
 
+async function fetchModelFiles(repoId: string, settings: HubSettings): Promise<string> {
   const config = await getRepoFile(settings, repoId, 'config.json', false);
   // Every other file is taken from the commit config.json came from, so the snapshot is consistent even if
   // the branch moves meanwhile; once the Hub has failed, the rest comes from the cache without trying again.

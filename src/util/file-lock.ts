@@ -64,9 +64,17 @@ export async function acquireLock(lockPath: string, options: LockOptions = {}): 
 
 /** The lock if it is free now (or only shared holders have it and `shared` is asked for), else undefined. */
 export async function tryAcquireLock(lockPath: string, options: LockOptions = {}): Promise<HeldLock | undefined> {
-  await fs.mkdir(path.dirname(lockPath), { recursive: true });
   for (;;) {
-    const file = await openLockFile(lockPath);
+    let file: fs.FileHandle;
+    try {
+      await fs.mkdir(path.dirname(lockPath), { recursive: true });
+      file = await openLockFile(lockPath);
+    } catch (error) {
+      // A reader of a cache it may not write (a read-only shared volume) cannot create a lock file, and
+      // writes nothing there either: it goes on unlocked, as huggingface_hub's readers do.
+      if (options.shared && (isPermissionError(error) || (error as NodeJS.ErrnoException).code === 'ENOENT')) return { path: lockPath, release: async () => {} };
+      throw error;
+    }
     const granted = flock()(file.fd, (options.shared ? LOCK_SH : LOCK_EX) | LOCK_NB) === 0;
     if (!granted) {
       const errno = koffi.errno();
@@ -107,12 +115,15 @@ async function openLockFile(lockPath: string): Promise<fs.FileHandle> {
     // Group-writable like huggingface_hub's lock files, so users sharing a cache can wait on each other's locks.
     return await fs.open(lockPath, 'a', 0o664);
   } catch (error) {
-    // flock needs no write access: a read-only shared cache can still be locked by its readers.
-    if ((error as NodeJS.ErrnoException).code === 'EACCES' || (error as NodeJS.ErrnoException).code === 'EROFS') {
-      return fs.open(lockPath, 'r');
-    }
+    // flock needs no write access: an existing lock file we may not write can still be locked.
+    if (isPermissionError(error)) return fs.open(lockPath, 'r');
     throw error;
   }
+}
+
+function isPermissionError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EACCES' || code === 'EROFS' || code === 'EPERM';
 }
 
 async function sameFile(file: fs.FileHandle, lockPath: string): Promise<boolean> {
