@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { gitBlobSha1, sha256, startFakeHub, type FakeHub } from '../hub/fake-hub.js';
 import { gets, modelRepo, removeTempDirs, tempDir } from '../hub/helpers.js';
-import { runCli, startCli } from './processes.js';
+import { acquireLock } from '../../src/util/file-lock.js';
+import { BIN, runCli, startCli } from './processes.js';
 
 let hub: FakeHub | undefined;
 afterAll(removeTempDirs);
@@ -65,7 +66,7 @@ describe('several processes sharing one Hub cache', () => {
     const partial = path.join(repoDir(cacheDir), 'blobs', `${sha256(weights)}.incomplete`);
 
     const victim = startCli(['download', 'org/tiny'], env(cacheDir));
-    while (!existsSync(partial) || statSync(partial).size < 200_000) await sleep(20);
+    await waitUntil(() => existsSync(partial) && statSync(partial).size >= 200_000);
     victim.child.kill('SIGKILL');
     expect((await victim.finished).signal).toBe('SIGKILL');
     const cut = statSync(partial).size;
@@ -79,6 +80,43 @@ describe('several processes sharing one Hub cache', () => {
     // The lock the killed process held was released by its death: one of the two resumed where it stopped.
     const after = gets(hub.requests.slice(before)).filter((line) => line.startsWith(`GET /cdn/${sha256(weights)}`));
     expect(after).toEqual([`GET /cdn/${sha256(weights)} range=bytes=${cut}-`]);
+  });
+
+  it('a process waiting for a blob lock says so on a terminal, counting the seconds', async () => {
+    hub = await startFakeHub({ repos: { 'org/tiny': repo } });
+    const cacheDir = tempDir();
+    const held = await acquireLock(path.join(cacheDir, '.locks', 'models--org--tiny', `${sha256(weights)}.lock`));
+    // script(1) gives the download a terminal, where waiting and progress are shown.
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} download org/tiny`;
+    const terminal = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, ...env(cacheDir), GPT_NEO_NO_PROGRESS: '' } });
+    let screen = '';
+    terminal.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => terminal.on('close', resolve));
+
+    await waitUntil(() => screen.includes('(2 s)'));
+    await held.release();
+
+    expect(await exited).toBe(0);
+    expect(screen).toContain('Waiting for another process downloading model.safetensors of org/tiny (0 s)');
+    expect(screen).toContain('Waiting for another process downloading model.safetensors of org/tiny (2 s)');
+    expect((await fs.readFile(path.join(repoDir(cacheDir), 'blobs', sha256(weights)))).equals(weights)).toBe(true);
+  });
+
+  it('`gpt-neo cache rm` refuses a repo while a process downloads it, and removes it afterwards', async () => {
+    hub = await startFakeHub({ repos: { 'org/tiny': repo }, bytesPerSecond: 500_000 });
+    const cacheDir = tempDir();
+    const partial = path.join(repoDir(cacheDir), 'blobs', `${sha256(weights)}.incomplete`);
+    const download = startCli(['download', 'org/tiny'], env(cacheDir));
+    await waitUntil(() => existsSync(partial));
+
+    const refused = await runCli(['cache', 'rm', 'org/tiny'], env(cacheDir));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('in use by another process right now: org/tiny');
+    expect(await download.finished).toMatchObject({ code: 0, stderr: '' });
+    await expectIntactBlobs(cacheDir);
+
+    expect(await runCli(['cache', 'rm', 'org/tiny'], env(cacheDir))).toMatchObject({ code: 0, stderr: '' });
+    expect(existsSync(repoDir(cacheDir))).toBe(false);
   });
 
   // Needs a Python with fcntl (any POSIX python3); skipped, and so reported, where there is none.
@@ -114,6 +152,10 @@ time.sleep(1.5)
 print("released at %d" % (time.time() * 1000), flush=True)
 fcntl.flock(fd, fcntl.LOCK_UN)
 `;
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await sleep(20);
+}
 
 async function findPython(): Promise<string | undefined> {
   for (const candidate of ['python3', 'python']) {
