@@ -72,7 +72,8 @@ export async function tryAcquireLock(lockPath: string, options: LockOptions = {}
     } catch (error) {
       // A reader of a cache it may not write (a read-only shared volume) cannot create a lock file, and
       // writes nothing there either: it goes on unlocked, as huggingface_hub's readers do.
-      if (options.shared && (isPermissionError(error) || (error as NodeJS.ErrnoException).code === 'ENOENT')) return { path: lockPath, release: async () => {} };
+      const cannotCreate = isPermissionError(error) || (error as NodeJS.ErrnoException).code === 'ENOENT';
+      if (options.shared && cannotCreate) return { path: lockPath, release: async () => {} };
       throw error;
     }
     const granted = flock()(file.fd, (options.shared ? LOCK_SH : LOCK_EX) | LOCK_NB) === 0;

@@ -10,7 +10,7 @@ import { GPTNeoForCausalLM } from '../../src/model/index.js';
 import { fixture } from '../helpers/fixtures.js';
 import { startFakeHub, type FakeHub } from '../hub/fake-hub.js';
 import { modelRepo, removeTempDirs, tempDir } from '../hub/helpers.js';
-import { runCli } from './processes.js';
+import { logitsOf, runCli } from './processes.js';
 
 const savedCache = process.env.GPT_NEO_CACHE;
 let env: Record<string, string>;
@@ -197,16 +197,7 @@ describe('gpt-neo cache prune', () => {
   });
 
   it('racing a process that loads models does not break it', async () => {
-    const folder = fixture('tiny-random');
-    const logits = async () => {
-      const model = await GPTNeoForCausalLM.from_pretrained(folder);
-      try {
-        return (await model.forward({ input_ids: [[1, 2, 3]] })).logits.data;
-      } finally {
-        await model.dispose();
-      }
-    };
-    const expected = await logits();
+    const expected = await logitsOf(fixture('tiny-random'));
 
     // Prune processes remove everything not in use, over and over, while this process loads the model again
     // and again (converting it anew whenever a prune got there first).
@@ -221,7 +212,7 @@ describe('gpt-neo cache prune', () => {
     let loads = 0;
     try {
       while (prunes < 3) {
-        expect(await logits()).toEqual(expected);
+        expect(await logitsOf(fixture('tiny-random'))).toEqual(expected);
         loads++;
       }
     } finally {

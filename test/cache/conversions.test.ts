@@ -7,11 +7,10 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../../src/bench/random-checkpoint.js';
 import { resolveModelFolder } from '../../src/hub/index.js';
 import { listConversions } from '../../src/model/conversion-cache.js';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
 import { fixture, fixtureRepo } from '../helpers/fixtures.js';
 import { startFakeHub, type FakeHub } from '../hub/fake-hub.js';
 import { isolated, removeTempDirs, tempDir } from '../hub/helpers.js';
-import { runCli, startCli } from './processes.js';
+import { logitsOf, runCli, startCli } from './processes.js';
 
 const COMMIT = 'c'.repeat(40);
 const savedCache = process.env.GPT_NEO_CACHE;
@@ -33,15 +32,6 @@ async function copyFolder(from: string): Promise<string> {
   const to = tempDir('gpt-neo-copy-');
   await fs.cp(from, to, { recursive: true, dereference: true });
   return to;
-}
-
-async function logitsOf(folder: string): Promise<Float32Array> {
-  const model = await GPTNeoForCausalLM.from_pretrained(folder);
-  try {
-    return (await model.forward({ input_ids: [[1, 2, 3]] })).logits.data as Float32Array;
-  } finally {
-    await model.dispose();
-  }
 }
 
 describe('conversions keyed by content', () => {
