@@ -5,11 +5,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { scanCaches, type CacheEntry } from '../../src/cache/index.js';
+import { resolveModelFolder } from '../../src/hub/index.js';
 import { listConversions, removeConversion } from '../../src/model/conversion-cache.js';
 import { GPTNeoForCausalLM } from '../../src/model/index.js';
 import { fixture } from '../helpers/fixtures.js';
 import { startFakeHub, type FakeHub } from '../hub/fake-hub.js';
-import { modelRepo, removeTempDirs, tempDir } from '../hub/helpers.js';
+import { isolated, modelRepo, removeTempDirs, tempDir } from '../hub/helpers.js';
 import { logitsOf, runCli } from './processes.js';
 
 const savedCache = process.env.GPT_NEO_CACHE;
@@ -61,7 +62,7 @@ async function lastUsedDaysAgo(entry: CacheEntry, daysAgo: number): Promise<void
 
 async function fillHub(...repoIds: string[]): Promise<void> {
   hub = await startFakeHub({ repos: Object.fromEntries(repoIds.map((id) => [id, modelRepo(id)])) });
-  for (const id of repoIds) expect(await runCli(['download', id], { ...env, HF_ENDPOINT: hub.url })).toMatchObject({ code: 0 });
+  for (const id of repoIds) await resolveModelFolder(id, isolated(hub.url, env.HF_HUB_CACHE!));
 }
 
 describe('gpt-neo cache ls', () => {
