@@ -44,7 +44,7 @@ export function cacheCommand(): Command {
       for (const entry of removed) process.stdout.write(`${verb} ${describe(entry)}\n`);
       for (const entry of inUse) process.stdout.write(`kept ${describe(entry)}: in use by another process\n`);
       const freed = removed.reduce((sum, entry) => sum + entry.size, 0);
-      process.stdout.write(`${verb} ${removed.length} entries, ${formatBytes(freed)}; ${formatBytes(report.totalSize - freed)} left\n`);
+      process.stdout.write(`${verb} ${count(removed.length, 'entry', 'entries')}, ${formatBytes(freed)}; ${formatBytes(report.totalSize - freed)} left\n`);
     });
   return cache;
 }
@@ -67,10 +67,10 @@ function formatReport(report: CacheReport): string {
   const conversions = report.entries.filter((e) => e.kind === 'conversion');
   const sum = (entries: CacheEntry[]) => formatBytes(entries.reduce((total, e) => total + e.size, 0));
   const lines = [
-    `Hub cache ${report.hubCacheDir}: ${hub.length} repos, ${sum(hub)}`,
+    `Hub cache ${report.hubCacheDir}: ${count(hub.length, 'repo', 'repos')}, ${sum(hub)}`,
     ...table(['REPO', 'SIZE', 'LAST USED', 'REVISIONS'], hub.map((e) => [e.id, formatBytes(e.size), ago(e.lastUsed), e.source])),
     '',
-    `Converted models ${report.conversionsDir}: ${conversions.length} entries, ${sum(conversions)}`,
+    `Converted models ${report.conversionsDir}: ${count(conversions.length, 'entry', 'entries')}, ${sum(conversions)}`,
     ...table(
       ['NAME', 'FORMAT', 'SIZE', 'LAST USED', 'SOURCE'],
       conversions.map((e) => [e.id, e.leftover ? 'leftover' : `${e.format}${e.variant === CAUSAL_LM_VARIANT ? '' : ` ${e.variant}`}`, formatBytes(e.size), ago(e.lastUsed), e.source]),
@@ -79,6 +79,10 @@ function formatReport(report: CacheReport): string {
     `Total: ${formatBytes(report.totalSize)}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function count(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function table(header: string[], rows: string[][]): string[] {
