@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import koffi from 'koffi';
@@ -81,7 +82,8 @@ export async function tryAcquireLock(lockPath: string, options: LockOptions = {}
       const errno = koffi.errno();
       await file.close();
       if (errno === EWOULDBLOCK) return undefined;
-      throw new Error(`cannot lock ${lockPath}: flock failed with errno ${errno}`);
+      const name = Object.entries(os.constants.errno).find(([, code]) => code === errno)?.[0] ?? `errno ${errno}`;
+      throw new Error(`cannot lock ${lockPath}: flock failed with ${name} (does this file system support flock?)`);
     }
     // Someone may have deleted the file (a cache removal) and another process locked a new one at the same
     // path: a lock on the old inode would exclude nobody, so it only counts if the path still names it.
