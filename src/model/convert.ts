@@ -6,22 +6,27 @@ import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { gptNeoCacheDir } from '../util/cache-dir.js';
 import { openCheckpoint } from '../weights/index.js';
 import type { GPTNeoConfig } from './config.js';
-import { buildGPTNeoGraph } from './gpt-neo.js';
+import { buildGPTNeoGraph, CAUSAL_LM, type GraphVariant } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
 const GRAPH_FORMAT_VERSION = 7;
 
 /**
- * Returns the path of an ONNX model for (checkpoint, weight format), converting the checkpoint on first use.
- * The cache key covers the checkpoint's content, the config and the format, so an edited checkpoint or a
- * new graph version converts again.
+ * Returns the path of an ONNX model for (checkpoint, weight format, graph variant), converting the checkpoint on
+ * first use. The cache key covers the checkpoint's content, the config, the format and the variant (causal LM,
+ * bare model or a task head), so an edited checkpoint or a new graph version converts again.
  */
-export async function prepareOnnxModel(folder: string, config: GPTNeoConfig, format: WeightFormat): Promise<string> {
+export async function prepareOnnxModel(
+  folder: string,
+  config: GPTNeoConfig,
+  format: WeightFormat,
+  variant: GraphVariant = CAUSAL_LM,
+): Promise<string> {
   const checkpoint = await openCheckpoint(folder);
   try {
     const key = createHash('sha256')
-      .update(JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, weights: checkpoint.contentKey, config }))
+      .update(JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, weights: checkpoint.contentKey, config, variant }))
       .digest('hex')
       .slice(0, 32);
     const target = path.join(gptNeoCacheDir('onnx'), `${path.basename(path.resolve(folder))}-${format}-${key}`);
@@ -29,7 +34,7 @@ export async function prepareOnnxModel(folder: string, config: GPTNeoConfig, for
     if (existsSync(modelPath)) return modelPath;
 
     const graph = new GraphBuilder();
-    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, folder));
+    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, folder), variant);
     await writeOnnxModel(graph, target, `Converting ${path.basename(folder)} to ${format}`);
     return modelPath;
   } finally {
