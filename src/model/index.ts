@@ -9,3 +9,15 @@ export {
 } from './modeling.js';
 export { checkpointParameters, LINEAR_BYTES_PER_PARAMETER, WEIGHT_FORMATS, WeightMismatchError, type WeightFormat } from './parameters.js';
 export type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';
+export {
+  type BaseModelOutput,
+  GPTNeoForQuestionAnswering,
+  GPTNeoForSequenceClassification,
+  GPTNeoForTokenClassification,
+  GPTNeoModel,
+  type HiddenStatesInput,
+  pooledTokens,
+  type QuestionAnsweringOutput,
+  type SequenceClassifierOutput,
+  type TokenClassifierOutput,
+} from './heads.js';

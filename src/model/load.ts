@@ -1,0 +1,50 @@
+import { RuntimeSession } from '../runtime/session.js';
+import type { GPTNeoConfig } from './config.js';
+import { prepareOnnxModel } from './convert.js';
+import { InputError } from './decoder-session.js';
+import { EmbeddingTable } from './embeddings.js';
+import { CAUSAL_LM, type GraphVariant, IO } from './gpt-neo.js';
+import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
+
+export interface FromPretrainedOptions {
+  /** Weight format the model runs in; checkpoints in f32, f16 or bf16 load into any of them. */
+  dtype?: WeightFormat;
+  /** Intra-op threads; default: number of cores. */
+  threads?: number;
+  /** ONNX Runtime's worker threads spin briefly while waiting for work (default on; `npm run bench` measures both). */
+  spinning?: boolean;
+}
+
+/** One graph variant of a checkpoint, converted and opened in ONNX Runtime, with its token embeddings. */
+export interface ConvertedModel {
+  config: GPTNeoConfig;
+  dtype: WeightFormat;
+  runtime: RuntimeSession;
+  embeddings: EmbeddingTable;
+}
+
+/** Converts (on first use) and opens a model folder as the given graph variant. */
+export async function openConvertedModel(
+  folder: string,
+  config: GPTNeoConfig,
+  options: FromPretrainedOptions = {},
+  variant: GraphVariant = CAUSAL_LM,
+): Promise<ConvertedModel> {
+  const dtype = options.dtype ?? 'fp32';
+  if (!WEIGHT_FORMATS.includes(dtype)) {
+    throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
+  }
+  const modelPath = await prepareOnnxModel(folder, config, dtype, variant);
+  // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
+  const runtime = await RuntimeSession.create(modelPath, {
+    threads: options.threads,
+    spinning: options.spinning,
+    prepackWeights: dtype !== 'fp32',
+  });
+  return { config, dtype, runtime, embeddings: await EmbeddingTable.open(modelPath, IO.tokenEmbeddings) };
+}
+
+export async function closeConvertedModel(model: ConvertedModel): Promise<void> {
+  model.embeddings.close();
+  await model.runtime.release();
+}
