@@ -31,6 +31,16 @@ export {
   type TokenStreamer,
 } from './generation/index.js';
 export { pipeline, type TextGenerationOptions, type TextGenerationOutput, type TextGenerationPipeline } from './pipeline/index.js';
+export {
+  type FeatureExtractionOptions,
+  type FeatureExtractionPipeline,
+  type PipelineOptions,
+  type PipelineTask,
+  type Pooling,
+  type TextClassificationOptions,
+  type TextClassificationOutput,
+  type TextClassificationPipeline,
+} from './pipeline/index.js';
 export { HubError, type HubOptions, resolveModelFolder } from './hub/index.js';
 export { CheckpointError, openCheckpoint } from './weights/index.js';
 export {
