@@ -12,6 +12,8 @@ export {
   GPTNeoForSequenceClassification,
   GPTNeoForTokenClassification,
   GPTNeoModel,
+  AutoModel,
+  type GPTNeoAnyModel,
   type BaseModelOutput,
   type HiddenStatesInput,
   type QuestionAnsweringOutput,

@@ -21,3 +21,4 @@ export {
   type SequenceClassifierOutput,
   type TokenClassifierOutput,
 } from './heads.js';
+export { AutoModel, type GPTNeoAnyModel } from './auto.js';

@@ -5,12 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AutoModel,
+  ConfigError,
   type Float32Tensor,
   GPTNeoForCausalLM,
   GPTNeoForQuestionAnswering,
   GPTNeoForSequenceClassification,
   GPTNeoForTokenClassification,
   GPTNeoModel,
+  parseConfig,
 } from '../../src/model/index.js';
 import { argmax, fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 
@@ -186,5 +189,39 @@ describe('bad head checkpoints and inputs get clear errors', () => {
     await expect(model.forward({ input_ids: [[1, 2]], position_ids: [[0, 128]] })).rejects.toThrow('position_ids[0][1] = 128');
     await expect(model.forward({ input_ids: [[1, 2], [3]] })).rejects.toThrow('input_ids rows must all have the same length');
     await model.dispose();
+  });
+});
+
+describe('labels and architectures from config.json', () => {
+  it('reads id2label and label2id, or names num_labels labels LABEL_i as transformers does', () => {
+    const config = JSON.parse(readFileSync(fixture('heads', 'seqcls', 'config.json'), 'utf8'));
+    expect(parseConfig(config)).toMatchObject({
+      num_labels: 3,
+      id2label: { 0: 'negative', 1: 'neutral', 2: 'positive' },
+      label2id: { negative: 0, neutral: 1, positive: 2 },
+      architectures: ['GPTNeoForSequenceClassification'],
+    });
+    expect(parseConfig({}).id2label).toEqual({ 0: 'LABEL_0', 1: 'LABEL_1' });
+    expect(parseConfig({ num_labels: 3 })).toMatchObject({ num_labels: 3, label2id: { LABEL_2: 2 } });
+    expect(() => parseConfig({ id2label: { 0: 'a', 2: 'b' } })).toThrow(ConfigError);
+    expect(() => parseConfig({ id2label: { 0: 'a', 2: 'b' } })).toThrow("field 'id2label' must be ids 0 .. num_labels - 1");
+  });
+
+  it('AutoModel loads the class that architectures names, else the bare model', async () => {
+    const cases = [
+      ['heads/seqcls', GPTNeoForSequenceClassification],
+      ['heads/tokcls', GPTNeoForTokenClassification],
+      ['heads/qa', GPTNeoForQuestionAnswering],
+      ['tiny-random', GPTNeoForCausalLM],
+    ] as const;
+    const unnamed = mkdtempSync(path.join(os.tmpdir(), 'gpt-neo-heads-'));
+    copyFileSync(fixture('tiny-random', 'model.safetensors'), path.join(unnamed, 'model.safetensors'));
+    const config = JSON.parse(readFileSync(fixture('tiny-random', 'config.json'), 'utf8'));
+    writeFileSync(path.join(unnamed, 'config.json'), JSON.stringify({ ...config, architectures: undefined }));
+    for (const [folder, expectedClass] of [...cases.map(([name, c]) => [fixture(name), c] as const), [unnamed, GPTNeoModel] as const]) {
+      const model = await AutoModel.from_pretrained(folder);
+      expect(model).toBeInstanceOf(expectedClass);
+      await model.dispose();
+    }
   });
 });
