@@ -1,9 +1,13 @@
 // pipeline('feature-extraction') end to end on tiny-gpt2vocab (GPT-2 tokenizer files): its features are the
 // last hidden state, so their dot products with the tied embeddings must give the reference logits.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FeatureExtractionPipeline, pipeline } from '../../src/pipeline/index.js';
 import { openCheckpoint } from '../../src/weights/index.js';
-import { fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
+import { fixture, fixtureRepo, maxAbsDiff, readReference } from '../helpers/fixtures.js';
+import { startFakeHub } from '../hub/fake-hub.js';
 
 const ref = readReference('tiny-gpt2vocab');
 const texts: string[] = ref.text_cases.map((c: { text: string }) => c.text);
@@ -64,4 +68,22 @@ describe('pipeline("feature-extraction")', () => {
     await expect(extractor(['a', ''])).rejects.toThrow('text 1 is empty');
     await expect(extractor('a', { pooling: 'max' as 'mean' })).rejects.toThrow("pooling 'max' is not supported");
   });
+});
+
+it("pipeline('feature-extraction', 'EleutherAI/gpt-neo-125M') downloads from the Hub and gives the local folder's features", async () => {
+  const hub = await startFakeHub({ repos: { 'EleutherAI/gpt-neo-125M': fixtureRepo('tiny-gpt2vocab', 'b'.repeat(40)) } });
+  const saved = { ...process.env };
+  process.env.HF_ENDPOINT = hub.url;
+  process.env.HF_HUB_CACHE = mkdtempSync(path.join(os.tmpdir(), 'gpt-neo-hub-cache-'));
+  try {
+    const fromHub = await pipeline('feature-extraction', 'EleutherAI/gpt-neo-125M', { progress: false });
+    const local = await pipeline('feature-extraction', fixture('tiny-gpt2vocab'));
+    expect(await fromHub('some text', { pooling: 'mean' })).toEqual(await local('some text', { pooling: 'mean' }));
+    expect(hub.requests).toContain('HEAD /EleutherAI/gpt-neo-125M/resolve/main/config.json');
+    await fromHub.dispose();
+    await local.dispose();
+  } finally {
+    process.env = saved;
+    await hub.close();
+  }
 });
