@@ -6,7 +6,7 @@ import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { gptNeoCacheDir } from '../util/cache-dir.js';
 import { openCheckpoint } from '../weights/index.js';
 import type { GPTNeoConfig } from './config.js';
-import { buildGPTNeoGraph, CAUSAL_LM, type GraphVariant } from './gpt-neo.js';
+import { buildGPTNeoGraph, type GraphVariant } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
@@ -21,7 +21,7 @@ export async function prepareOnnxModel(
   folder: string,
   config: GPTNeoConfig,
   format: WeightFormat,
-  variant: GraphVariant = CAUSAL_LM,
+  variant: GraphVariant = 'causal-lm',
 ): Promise<string> {
   const checkpoint = await openCheckpoint(folder);
   try {

@@ -45,24 +45,23 @@ export const IO = {
 } as const;
 
 /**
- * What the graph computes on top of the transformer: transformers' GPTNeoForCausalLM (`lm`), GPTNeoModel
- * (`none`: only the hidden states) or one of its task heads. Each variant is converted separately.
+ * The graphs one description of the model builds, by transformers' classes: the causal LM as generation runs it,
+ * the same with every hidden state as an output, the bare GPTNeoModel (hidden states only) and the task heads
+ * (their num_labels come from the config). Each is converted and cached on its own.
  */
-export interface GraphVariant {
-  head: 'lm' | 'none' | 'sequence-classification' | 'token-classification' | 'question-answering';
-  /** Outputs of the classification heads. */
-  numLabels?: number;
-  /** Also output every hidden state (HF output_hidden_states); off for generation, which never reads them. */
-  hiddenStates?: boolean;
-}
-
-export const CAUSAL_LM: GraphVariant = { head: 'lm' };
+export type GraphVariant =
+  | 'causal-lm'
+  | 'causal-lm-hidden-states'
+  | 'base'
+  | 'sequence-classification'
+  | 'token-classification'
+  | 'question-answering';
 
 export function buildGPTNeoGraph(
   g: GraphBuilder,
   config: GPTNeoConfig,
   params: ParameterSource,
-  variant: GraphVariant = CAUSAL_LM,
+  variant: GraphVariant = 'causal-lm',
 ): void {
   const { hidden_size: C, num_heads: H, vocab_size: V, max_position_embeddings: P } = config;
   const D = C / H;
@@ -151,13 +150,14 @@ export function buildGPTNeoGraph(
     h = g.node('Add', [h, mlp(layerNorm(h, `transformer.h.${layer}.ln_2`), layer)]);
   }
 
-  // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it)
+  // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it) or a task head
   const normalized = layerNorm(h, 'transformer.ln_f');
-  if (variant.hiddenStates) {
+  // Generation never reads hidden states, so only its graph leaves them out.
+  if (variant !== 'causal-lm') {
     [...blockInputs, normalized].forEach((state, i) => g.output(state, IO.hiddenStates(i), 'float32', ['tokens', C]));
   }
   const last = g.node('Gather', [normalized, logitRows], { axis: 0 });
-  if (variant.head !== 'lm') return taskHead(g, params, variant, last, C);
+  if (variant !== 'causal-lm' && variant !== 'causal-lm-hidden-states') return taskHead(g, params, variant, last, C, config.num_labels);
   const logits = params.linear(last, 'lm_head', V, C, false);
   g.output(logits, IO.logits, 'float32', ['rows', V]);
   // Exponentials in float32 (fast), their sum in float64: a float32 sum over 50k terms drifts by ~5e-5,
@@ -170,9 +170,8 @@ export function buildGPTNeoGraph(
 }
 
 /** transformers' task heads: one linear layer over the final hidden states of the rows asked for. */
-function taskHead(g: GraphBuilder, params: ParameterSource, variant: GraphVariant, x: string, C: number): void {
-  const labels = variant.numLabels ?? 0;
-  switch (variant.head) {
+function taskHead(g: GraphBuilder, params: ParameterSource, variant: GraphVariant, x: string, C: number, labels: number): void {
+  switch (variant) {
     case 'sequence-classification': // rows: each sequence's last token that is not padding
       g.output(params.linear(x, 'score', labels, C, false), IO.logits, 'float32', ['rows', labels]);
       break;

@@ -39,7 +39,7 @@ export interface QuestionAnsweringOutput {
 }
 
 /** The linear layer each head reads, named as in the Hugging Face checkpoints. */
-const HEAD_LAYERS: Partial<Record<GraphVariant['head'], string>> = {
+const HEAD_LAYERS: Partial<Record<GraphVariant, string>> = {
   'sequence-classification': 'score',
   'token-classification': 'classifier',
   'question-answering': 'qa_outputs',
@@ -62,16 +62,15 @@ abstract class GPTNeoPreTrainedModel {
     folder: string,
     options: FromPretrainedOptions,
     className: string,
-    variantOf: (config: GPTNeoConfig) => GraphVariant,
+    variant: GraphVariant,
   ): Promise<ConvertedModel> {
     const config = await loadConfig(folder);
-    const variant = variantOf(config);
     try {
       return await openConvertedModel(folder, config, options, variant);
     } catch (error) {
-      const layer = HEAD_LAYERS[variant.head];
+      const layer = HEAD_LAYERS[variant];
       if (!(error instanceof WeightMismatchError) || !layer || !error.message.includes(`'${layer}.`)) throw error;
-      const labels = variant.numLabels === undefined ? '' : ` with num_labels ${variant.numLabels} rows (config.json's id2label)`;
+      const labels = variant === 'question-answering' ? '' : ` with num_labels ${config.num_labels} rows (config.json's id2label)`;
       throw new WeightMismatchError(
         `${error.message}: ${className} reads its head from '${layer}'${labels}; ` +
           `config.json lists architectures [${config.architectures.join(', ')}]`,
@@ -94,7 +93,7 @@ abstract class GPTNeoPreTrainedModel {
 /** The bare transformer: hidden states, no head (transformers' GPTNeoModel). */
 export class GPTNeoModel extends GPTNeoPreTrainedModel {
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoModel> {
-    return new GPTNeoModel(await this.open(folder, options, 'GPTNeoModel', () => ({ head: 'none', hiddenStates: true })));
+    return new GPTNeoModel(await this.open(folder, options, 'GPTNeoModel', 'base'));
   }
 
   async forward(input: HiddenStatesInput): Promise<BaseModelOutput> {
@@ -107,8 +106,8 @@ export class GPTNeoModel extends GPTNeoPreTrainedModel {
 /** Scores for a whole sequence, from its last real token (transformers' GPTNeoForSequenceClassification). */
 export class GPTNeoForSequenceClassification extends GPTNeoPreTrainedModel {
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForSequenceClassification> {
-    const open = (config: GPTNeoConfig): GraphVariant => ({ head: 'sequence-classification', numLabels: config.num_labels, hiddenStates: true });
-    return new GPTNeoForSequenceClassification(await this.open(folder, options, 'GPTNeoForSequenceClassification', open));
+    const model = await this.open(folder, options, 'GPTNeoForSequenceClassification', 'sequence-classification');
+    return new GPTNeoForSequenceClassification(model);
   }
 
   async forward(input: HiddenStatesInput): Promise<SequenceClassifierOutput> {
@@ -121,8 +120,8 @@ export class GPTNeoForSequenceClassification extends GPTNeoPreTrainedModel {
 /** Scores for every token (transformers' GPTNeoForTokenClassification). */
 export class GPTNeoForTokenClassification extends GPTNeoPreTrainedModel {
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForTokenClassification> {
-    const open = (config: GPTNeoConfig): GraphVariant => ({ head: 'token-classification', numLabels: config.num_labels, hiddenStates: true });
-    return new GPTNeoForTokenClassification(await this.open(folder, options, 'GPTNeoForTokenClassification', open));
+    const model = await this.open(folder, options, 'GPTNeoForTokenClassification', 'token-classification');
+    return new GPTNeoForTokenClassification(model);
   }
 
   async forward(input: HiddenStatesInput): Promise<TokenClassifierOutput> {
@@ -134,8 +133,8 @@ export class GPTNeoForTokenClassification extends GPTNeoPreTrainedModel {
 /** Extractive question answering: where the answer starts and ends (transformers' GPTNeoForQuestionAnswering). */
 export class GPTNeoForQuestionAnswering extends GPTNeoPreTrainedModel {
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForQuestionAnswering> {
-    const open = (): GraphVariant => ({ head: 'question-answering', hiddenStates: true });
-    return new GPTNeoForQuestionAnswering(await this.open(folder, options, 'GPTNeoForQuestionAnswering', open));
+    const model = await this.open(folder, options, 'GPTNeoForQuestionAnswering', 'question-answering');
+    return new GPTNeoForQuestionAnswering(model);
   }
 
   async forward(input: HiddenStatesInput): Promise<QuestionAnsweringOutput> {

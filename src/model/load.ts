@@ -3,7 +3,7 @@ import type { GPTNeoConfig } from './config.js';
 import { prepareOnnxModel } from './convert.js';
 import { InputError } from './decoder-session.js';
 import { EmbeddingTable } from './embeddings.js';
-import { CAUSAL_LM, type GraphVariant, IO } from './gpt-neo.js';
+import { type GraphVariant, IO } from './gpt-neo.js';
 import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
 
 export interface FromPretrainedOptions {
@@ -28,7 +28,7 @@ export async function openConvertedModel(
   folder: string,
   config: GPTNeoConfig,
   options: FromPretrainedOptions = {},
-  variant: GraphVariant = CAUSAL_LM,
+  variant: GraphVariant = 'causal-lm',
 ): Promise<ConvertedModel> {
   const dtype = options.dtype ?? 'fp32';
   if (!WEIGHT_FORMATS.includes(dtype)) {

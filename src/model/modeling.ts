@@ -45,7 +45,7 @@ export class GPTNeoForCausalLM {
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForCausalLM> {
     const config = await loadConfig(folder);
     const { dtype, runtime, embeddings } = await openConvertedModel(folder, config, options);
-    const openWithHiddenStates = () => openConvertedModel(folder, config, options, { head: 'lm', hiddenStates: true });
+    const openWithHiddenStates = () => openConvertedModel(folder, config, options, 'causal-lm-hidden-states');
     return new GPTNeoForCausalLM(config, dtype, runtime, embeddings, openWithHiddenStates);
   }
 
