@@ -58,7 +58,12 @@ export class GPTNeoForCausalLM {
   async forward(input: ForwardInput & { labels?: number[][]; output_hidden_states?: boolean }): Promise<CausalLMOutput> {
     if (input.output_hidden_states) {
       const hiddenStates = hiddenStateOutputs(this.config);
-      const model = await (this.withHiddenStates ??= this.openWithHiddenStates());
+      // A failed conversion is not kept: the next call tries again.
+      this.withHiddenStates ??= this.openWithHiddenStates().catch((error: unknown) => {
+        this.withHiddenStates = undefined;
+        throw error;
+      });
+      const model = await this.withHiddenStates;
       const pass = await fullPass(model, input, [IO.logits, IO.logSumExp, ...hiddenStates]);
       const logits = { ...pass.perToken(IO.logits), logsumexp: pass.outputs[IO.logSumExp]!.data as Float64Array };
       const hidden_states = hiddenStates.map(pass.perToken);
@@ -98,7 +103,8 @@ export class GPTNeoForCausalLM {
   async dispose(): Promise<void> {
     this.embeddings.close();
     await this.runtime.release();
-    if (this.withHiddenStates) await closeConvertedModel(await this.withHiddenStates);
+    const withHiddenStates = await this.withHiddenStates?.catch(() => undefined);
+    if (withHiddenStates) await closeConvertedModel(withHiddenStates);
   }
 }
 
