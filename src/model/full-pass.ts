@@ -21,13 +21,18 @@ export function hiddenStateOutputs(config: GPTNeoConfig): string[] {
 }
 
 /**
- * Runs `input` through the model and returns the outputs named in `fetches`. `rows` picks the rows of
- * [batch * seq] the head reads (default all, in order).
+ * Runs `input` through the model and returns the outputs named in `fetches`. `rows` picks, from the checked
+ * input, the rows of [batch * seq] the head reads (default all, in order).
  */
-export async function fullPass(model: ConvertedModel, input: ForwardInput, fetches: string[], rows?: number[]): Promise<FullPass> {
+export async function fullPass(
+  model: ConvertedModel,
+  input: ForwardInput,
+  fetches: string[],
+  rows?: (inputIds: number[][], seq: number) => number[],
+): Promise<FullPass> {
   const { config, runtime, embeddings } = model;
   const { B, T, ids, positions, mask } = validate(config, input);
-  const headRows = BigInt64Array.from(rows ?? Array.from({ length: B * T }, (_, i) => i), BigInt);
+  const headRows = BigInt64Array.from(rows?.(input.input_ids, T) ?? Array.from({ length: B * T }, (_, i) => i), BigInt);
   const feeds: Record<string, OrtTensor> = {
     [IO.inputsEmbeds]: new OrtTensor('float32', embeddings.lookup(ids), [B, T, config.hidden_size]),
     [IO.positionIds]: new OrtTensor('int64', positions, [B, T]),
@@ -57,7 +62,7 @@ export async function fullPass(model: ConvertedModel, input: ForwardInput, fetch
 /** Checks the input as HF's forward would (shapes, vocabulary, positions) and lays it out for the graph. */
 function validate(config: GPTNeoConfig, input: ForwardInput) {
   const { vocab_size: V, max_position_embeddings: P } = config;
-  if (!Array.isArray(input.input_ids) || input.input_ids.length === 0) throw new InputError('input_ids: need at least one row');
+  if (!Array.isArray(input.input_ids) || input.input_ids.length === 0) throw new InputError('input_ids must be a non-empty list of token rows');
   const B = input.input_ids.length;
   const T = checkRectangle(input.input_ids, 'input_ids', B);
   if (T === 0) throw new InputError('input_ids: every row needs at least one token');

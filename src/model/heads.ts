@@ -79,7 +79,7 @@ abstract class GPTNeoPreTrainedModel {
   }
 
   /** The full pass, with HF's hidden_states added when asked for. */
-  protected async run(input: HiddenStatesInput, fetches: string[], rows?: number[]) {
+  protected async run(input: HiddenStatesInput, fetches: string[], rows?: (inputIds: number[][], seq: number) => number[]) {
     const hiddenStates = input.output_hidden_states ? hiddenStateOutputs(this.config) : [];
     const pass = await fullPass(this.model, input, [...fetches, ...hiddenStates], rows);
     return { pass, hidden: hiddenStates.length > 0 ? { hidden_states: hiddenStates.map(pass.perToken) } : {} };
@@ -111,7 +111,7 @@ export class GPTNeoForSequenceClassification extends GPTNeoPreTrainedModel {
   }
 
   async forward(input: HiddenStatesInput): Promise<SequenceClassifierOutput> {
-    const rows = pooledTokens(input.input_ids, this.config.pad_token_id).map((t, b) => b * input.input_ids[0]!.length + t);
+    const rows = (inputIds: number[][], T: number) => pooledTokens(inputIds, this.config.pad_token_id).map((t, b) => b * T + t);
     const { pass, hidden } = await this.run(input, [IO.logits], rows);
     return { logits: { data: pass.outputs[IO.logits]!.data as Float32Array, dims: [pass.batch, this.config.num_labels] }, ...hidden };
   }

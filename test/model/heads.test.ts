@@ -189,6 +189,10 @@ describe('bad head checkpoints and inputs get clear errors', () => {
     await expect(model.forward({ input_ids: [[1, 2]], position_ids: [[0, 128]] })).rejects.toThrow('position_ids[0][1] = 128');
     await expect(model.forward({ input_ids: [[1, 2], [3]] })).rejects.toThrow('input_ids rows must all have the same length');
     await model.dispose();
+    const classifier = await GPTNeoForSequenceClassification.from_pretrained(fixture('heads', 'seqcls'));
+    await expect(classifier.forward({ input_ids: [] })).rejects.toThrow('input_ids must be a non-empty list of token rows');
+    await expect(classifier.forward({ input_ids: 'text' as unknown as number[][] })).rejects.toThrow('input_ids must be a non-empty list of token rows');
+    await classifier.dispose();
   });
 });
 
