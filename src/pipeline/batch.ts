@@ -22,10 +22,29 @@ export function padRows(rows: number[][], padId: number, side: 'left' | 'right')
   };
 }
 
-/** Runs `run` over consecutive slices of at most `size` items and joins the results in order. */
-export async function inBatches<T, R>(items: T[], size: number, run: (batch: T[]) => Promise<R[]>): Promise<R[]> {
+/**
+ * Attention scores per head that one pass of a batch may hold: those of one text of 2048 tokens (GPT-Neo's
+ * context). The whole batch runs in one pass, so eight long texts would otherwise need eight times the memory.
+ */
+const MAX_SCORES_PER_HEAD = 2048 * 2048;
+
+/**
+ * Runs `run` over consecutive batches of token rows, at most `size` rows each and fewer where their longest row
+ * would make the attention scores exceed MAX_SCORES_PER_HEAD, and joins the results in order.
+ */
+export async function inBatches<R>(rows: number[][], size: number, run: (batch: number[][]) => Promise<R[]>): Promise<R[]> {
   if (!Number.isInteger(size) || size < 1) throw new Error(`batch_size must be a positive integer, got ${size}`);
   const results: R[] = [];
-  for (let start = 0; start < items.length; start += size) results.push(...(await run(items.slice(start, start + size))));
+  for (let start = 0; start < rows.length; ) {
+    let end = start + 1;
+    let longest = rows[start]!.length;
+    for (; end < rows.length && end - start < size; end++) {
+      const next = Math.max(longest, rows[end]!.length);
+      if ((end - start + 1) * next * next > MAX_SCORES_PER_HEAD) break;
+      longest = next;
+    }
+    results.push(...(await run(rows.slice(start, end))));
+    start = end;
+  }
   return results;
 }

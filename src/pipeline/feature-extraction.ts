@@ -10,7 +10,7 @@ export interface FeatureExtractionOptions {
   pooling?: Pooling;
   /** Scale each vector (each token's, or the pooled one) to unit L2 norm. */
   normalize?: boolean;
-  /** Texts per forward pass (default 8); rows are right-padded and masked, so the batch does not change a row. */
+  /** Texts per forward pass (default 8, fewer for long texts); rows are right-padded and masked, so the batch does not change a row. */
   batch_size?: number;
 }
 
