@@ -8,6 +8,17 @@ export {
   type GenerateArguments,
   type GPTNeoConfig,
   GPTNeoForCausalLM,
+  GPTNeoForQuestionAnswering,
+  GPTNeoForSequenceClassification,
+  GPTNeoForTokenClassification,
+  GPTNeoModel,
+  AutoModel,
+  type GPTNeoAnyModel,
+  type BaseModelOutput,
+  type HiddenStatesInput,
+  type QuestionAnsweringOutput,
+  type SequenceClassifierOutput,
+  type TokenClassifierOutput,
   InputError,
   type LogitsOutput,
   WEIGHT_FORMATS,
@@ -22,6 +33,16 @@ export {
   type TokenStreamer,
 } from './generation/index.js';
 export { pipeline, type TextGenerationOptions, type TextGenerationOutput, type TextGenerationPipeline } from './pipeline/index.js';
+export {
+  type FeatureExtractionOptions,
+  type FeatureExtractionPipeline,
+  type PipelineOptions,
+  type PipelineTask,
+  type Pooling,
+  type TextClassificationOptions,
+  type TextClassificationOutput,
+  type TextClassificationPipeline,
+} from './pipeline/index.js';
 export { HubError, type HubOptions, resolveModelFolder } from './hub/index.js';
 export { CheckpointError, openCheckpoint } from './weights/index.js';
 export {

@@ -24,6 +24,14 @@ export interface GPTNeoConfig {
   tie_word_embeddings: boolean;
   /** Defaults for pipelines, e.g. { 'text-generation': { do_sample: true, max_length: 50 } }. */
   task_specific_params: Record<string, Record<string, unknown>>;
+  /** Model classes the checkpoint was saved from, e.g. ['GPTNeoForSequenceClassification']. */
+  architectures: string[];
+  /** Labels of a classification head: id2label decides num_labels (HF default: LABEL_0, LABEL_1). */
+  num_labels: number;
+  id2label: Record<number, string>;
+  label2id: Record<string, number>;
+  /** 'single_label_classification' (softmax), 'multi_label_classification' (sigmoid) or null. */
+  problem_type: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -130,7 +138,40 @@ export function parseConfig(json: unknown, source = 'config.json'): GPTNeoConfig
     tie_word_embeddings: raw.tie_word_embeddings !== false,
     task_specific_params:
       typeof params === 'object' && params !== null ? (params as Record<string, Record<string, unknown>>) : {},
+    architectures: Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [],
+    ...parseLabels(raw, fail),
   };
+}
+
+/**
+ * PretrainedConfig's labels: id2label when given (its keys are strings in JSON; it wins over num_labels, as
+ * in transformers), otherwise num_labels (default 2) names them LABEL_i; label2id defaults to the inverse.
+ */
+function parseLabels(raw: Record<string, unknown>, fail: (field: string, expected: string) => never) {
+  const given = raw.id2label;
+  let id2label: Record<number, string>;
+  if (given !== undefined && given !== null) {
+    if (typeof given !== 'object' || Array.isArray(given)) return fail('id2label', 'an object of label id -> name');
+    id2label = {};
+    for (const [key, label] of Object.entries(given)) {
+      const id = Number(key);
+      if (!Number.isInteger(id) || id < 0 || typeof label !== 'string') return fail('id2label', 'an object of label id -> name');
+      id2label[id] = label;
+    }
+    const ids = Object.keys(id2label).map(Number);
+    if (ids.length === 0 || ids.some((id) => id >= ids.length)) fail('id2label', 'ids 0 .. num_labels - 1');
+  } else {
+    const count = raw.num_labels ?? 2;
+    if (typeof count !== 'number' || !Number.isInteger(count) || count <= 0) return fail('num_labels', 'a positive integer');
+    id2label = Object.fromEntries(Array.from({ length: count }, (_, i) => [i, `LABEL_${i}`]));
+  }
+  const label2id =
+    typeof raw.label2id === 'object' && raw.label2id !== null && !Array.isArray(raw.label2id)
+      ? (raw.label2id as Record<string, number>)
+      : Object.fromEntries(Object.entries(id2label).map(([id, label]) => [label, Number(id)]));
+  const problem = raw.problem_type;
+  if (problem !== undefined && problem !== null && typeof problem !== 'string') fail('problem_type', 'a string or null');
+  return { num_labels: Object.keys(id2label).length, id2label, label2id, problem_type: (problem as string | undefined) ?? null };
 }
 
 function expandAttentionTypes(types: unknown, source: string): AttentionType[] {

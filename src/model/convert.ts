@@ -4,14 +4,14 @@ import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { openCheckpoint } from '../weights/index.js';
 import type { GPTNeoConfig } from './config.js';
 import { openConversion } from './conversion-cache.js';
-import { buildGPTNeoGraph } from './gpt-neo.js';
+import { buildGPTNeoGraph, type GraphVariant } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
 const GRAPH_FORMAT_VERSION = 7;
 
 /** The graph built by default: the causal LM with its logits. Callers building another graph name it. */
-export const CAUSAL_LM_VARIANT = 'causal-lm';
+export const CAUSAL_LM_VARIANT: GraphVariant = 'causal-lm';
 
 export interface OnnxModel {
   modelPath: string;
@@ -28,7 +28,7 @@ export async function prepareOnnxModel(
   folder: string,
   config: GPTNeoConfig,
   format: WeightFormat,
-  variant = CAUSAL_LM_VARIANT,
+  variant: GraphVariant = CAUSAL_LM_VARIANT,
 ): Promise<OnnxModel> {
   const checkpoint = await openCheckpoint(folder);
   try {
@@ -40,7 +40,7 @@ export async function prepareOnnxModel(
       },
       async (target) => {
         const graph = new GraphBuilder();
-        buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, folder));
+        buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, folder), variant);
         await writeOnnxModel(graph, target, `Converting ${path.basename(folder)} to ${format}`);
       },
     );

@@ -7,7 +7,7 @@ import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 export class InputError extends Error {}
 
 /** Additive mask value for hidden keys: finite, so a row with no visible key gives no NaN (as HF's finfo.min). */
-const HIDDEN = -3.4028234663852886e38;
+export const HIDDEN = -3.4028234663852886e38;
 
 /** Inputs longer than this many tokens per row run through the graph in chunks of at most this size... */
 const PREFILL_CHUNK = 256;
@@ -291,7 +291,7 @@ function copy(source: Float32Array, from: number, target: Float32Array, to: numb
   }
 }
 
-function checkRectangle(rows: number[][], name: string, batch: number): number {
+export function checkRectangle(rows: number[][], name: string, batch: number): number {
   if (!Array.isArray(rows) || rows.length !== batch) {
     throw new InputError(`${name} must have ${batch} rows, got ${Array.isArray(rows) ? rows.length : typeof rows}`);
   }

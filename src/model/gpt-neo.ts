@@ -37,9 +37,32 @@ export const IO = {
   logits: 'logits',
   /** log(sum(exp(logits))) per row in float64, so log-probabilities need no pass over the vocabulary in JS. */
   logSumExp: 'logsumexp',
+  /** HF's hidden_states[i] [tokens, hidden]: the embeddings, the output of blocks 0..L-2, ln_f(block L-1). */
+  hiddenStates: (index: number) => `hidden_states.${index}`,
+  /** Question answering: span start and end scores per row [rows, 1]. */
+  startLogits: 'start_logits',
+  endLogits: 'end_logits',
 } as const;
 
-export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: ParameterSource): void {
+/**
+ * The graphs one description of the model builds, by transformers' classes: the causal LM as generation runs it,
+ * the same with every hidden state as an output, the bare GPTNeoModel (hidden states only) and the task heads
+ * (their num_labels come from the config). Each is converted and cached on its own.
+ */
+export type GraphVariant =
+  | 'causal-lm'
+  | 'causal-lm-hidden-states'
+  | 'base'
+  | 'sequence-classification'
+  | 'token-classification'
+  | 'question-answering';
+
+export function buildGPTNeoGraph(
+  g: GraphBuilder,
+  config: GPTNeoConfig,
+  params: ParameterSource,
+  variant: GraphVariant = 'causal-lm',
+): void {
   const { hidden_size: C, num_heads: H, vocab_size: V, max_position_embeddings: P } = config;
   const D = C / H;
 
@@ -120,13 +143,21 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
   };
 
   // ---- blocks: pre-LayerNorm, two residuals
+  const blockInputs: string[] = [];
   for (let layer = 0; layer < config.num_layers; layer++) {
+    blockInputs.push(h);
     h = g.node('Add', [h, attention(layerNorm(h, `transformer.h.${layer}.ln_1`), layer)]);
     h = g.node('Add', [h, mlp(layerNorm(h, `transformer.h.${layer}.ln_2`), layer)]);
   }
 
-  // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it)
-  const last = g.node('Gather', [layerNorm(h, 'transformer.ln_f'), logitRows], { axis: 0 });
+  // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it) or a task head
+  const normalized = layerNorm(h, 'transformer.ln_f');
+  // Generation never reads hidden states, so only its graph leaves them out.
+  if (variant !== 'causal-lm') {
+    [...blockInputs, normalized].forEach((state, i) => g.output(state, IO.hiddenStates(i), 'float32', ['tokens', C]));
+  }
+  const last = g.node('Gather', [normalized, logitRows], { axis: 0 });
+  if (variant !== 'causal-lm' && variant !== 'causal-lm-hidden-states') return taskHead(g, params, variant, last, C, config.num_labels);
   const logits = params.linear(last, 'lm_head', V, C, false);
   g.output(logits, IO.logits, 'float32', ['rows', V]);
   // Exponentials in float32 (fast), their sum in float64: a float32 sum over 50k terms drifts by ~5e-5,
@@ -136,4 +167,22 @@ export function buildGPTNeoGraph(g: GraphBuilder, config: GPTNeoConfig, params: 
   const sum = g.node('ReduceSum', [exps, g.constInt64([-1])], { keepdims: 1 });
   const logSumExp = g.node('Add', [g.node('Log', [sum]), g.node('Cast', [max], { to: ELEMENT_TYPE_CODES.float64 })]);
   g.output(g.node('Squeeze', [logSumExp, g.constInt64([-1])]), IO.logSumExp, 'float64', ['rows']);
+}
+
+/** transformers' task heads: one linear layer over the final hidden states of the rows asked for. */
+function taskHead(g: GraphBuilder, params: ParameterSource, variant: GraphVariant, x: string, C: number, labels: number): void {
+  switch (variant) {
+    case 'sequence-classification': // rows: each sequence's last token that is not padding
+      g.output(params.linear(x, 'score', labels, C, false), IO.logits, 'float32', ['rows', labels]);
+      break;
+    case 'token-classification':
+      g.output(params.linear(x, 'classifier', labels, C, true), IO.logits, 'float32', ['rows', labels]);
+      break;
+    case 'question-answering': {
+      const [start, end] = g.nodeOutputs('Split', [params.linear(x, 'qa_outputs', 2, C, true)], 2, { axis: -1, num_outputs: 2 });
+      g.output(start!, IO.startLogits, 'float32', ['rows', 1]);
+      g.output(end!, IO.endLogits, 'float32', ['rows', 1]);
+      break;
+    }
+  }
 }

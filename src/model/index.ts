@@ -11,3 +11,16 @@ export { checkpointParameters, LINEAR_BYTES_PER_PARAMETER, WEIGHT_FORMATS, Weigh
 export type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';
 export { CAUSAL_LM_VARIANT, type OnnxModel, prepareOnnxModel } from './convert.js';
 export { type CachedConversion, conversionsDir, listConversions, removeConversion } from './conversion-cache.js';
+export {
+  type BaseModelOutput,
+  GPTNeoForQuestionAnswering,
+  GPTNeoForSequenceClassification,
+  GPTNeoForTokenClassification,
+  GPTNeoModel,
+  type HiddenStatesInput,
+  pooledTokens,
+  type QuestionAnsweringOutput,
+  type SequenceClassifierOutput,
+  type TokenClassifierOutput,
+} from './heads.js';
+export { AutoModel, type GPTNeoAnyModel } from './auto.js';

@@ -1,27 +1,21 @@
 import { generate, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
 import type { Decode } from '../generation/index.js';
-import { RuntimeSession } from '../runtime/session.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
-import { prepareOnnxModel, type OnnxModel } from './convert.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
-import { EmbeddingTable } from './embeddings.js';
+import { fullPass, hiddenStateOutputs } from './full-pass.js';
 import { IO } from './gpt-neo.js';
-import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
-import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
+import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel } from './load.js';
+import type { WeightFormat } from './parameters.js';
+import type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';
 
-export interface FromPretrainedOptions {
-  /** Weight format the model runs in; checkpoints in f32, f16 or bf16 load into any of them. */
-  dtype?: WeightFormat;
-  /** Intra-op threads; default: number of cores. */
-  threads?: number;
-  /** ONNX Runtime's worker threads spin briefly while waiting for work (default on; `npm run bench` measures both). */
-  spinning?: boolean;
-}
+export type { FromPretrainedOptions } from './load.js';
 
 export interface CausalLMOutput {
   logits: LogitsOutput;
   /** Mean cross-entropy over labels != -100, each position predicting the next label (HF's shift). */
   loss?: number;
+  /** With output_hidden_states: num_layers + 1 tensors [batch, seq, hidden], as transformers returns them. */
+  hidden_states?: Float32Tensor[];
 }
 
 /** model.generate() arguments: the prompt rows plus any generation option, by its Hugging Face name. */
@@ -37,42 +31,41 @@ export class GPTNeoForCausalLM {
   private constructor(
     readonly config: GPTNeoConfig,
     readonly dtype: WeightFormat,
-    private readonly runtime: RuntimeSession,
-    private readonly embeddings: EmbeddingTable,
-    private readonly conversion: OnnxModel,
+    private readonly model: ConvertedModel,
+    /** The graph variant with hidden states as outputs, converted and opened on the first forward that asks for them. */
+    private readonly openWithHiddenStates: () => Promise<ConvertedModel>,
   ) {}
+
+  private withHiddenStates?: Promise<ConvertedModel>;
 
   /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForCausalLM> {
-    const dtype = options.dtype ?? 'fp32';
-    if (!WEIGHT_FORMATS.includes(dtype)) {
-      throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
-    }
     const config = await loadConfig(folder);
-    // Held until dispose(): the conversion is read in place, so no cache removal may take it meanwhile.
-    const conversion = await prepareOnnxModel(folder, config, dtype);
-    const { modelPath } = conversion;
-    try {
-      // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
-      const runtime = await RuntimeSession.create(modelPath, {
-        threads: options.threads,
-        spinning: options.spinning,
-        prepackWeights: dtype !== 'fp32',
-      });
-      return new GPTNeoForCausalLM(config, dtype, runtime, await EmbeddingTable.open(modelPath, IO.tokenEmbeddings), conversion);
-    } catch (error) {
-      await conversion.release();
-      throw error;
-    }
+    const model = await openConvertedModel(folder, config, options);
+    const openWithHiddenStates = () => openConvertedModel(folder, config, options, 'causal-lm-hidden-states');
+    return new GPTNeoForCausalLM(config, model.dtype, model, openWithHiddenStates);
   }
 
   /** A batch and its KV cache; `maxLength` (tokens per row it will hold) sizes the cache once. */
   createSession(batchSize: number, maxLength?: number): DecoderSession {
-    return new GPTNeoDecoderSession(this.runtime, this.config, this.embeddings, batchSize, maxLength);
+    return new GPTNeoDecoderSession(this.model.runtime, this.config, this.model.embeddings, batchSize, maxLength);
   }
 
   /** One full pass like HF forward(): positions 0..T-1 unless position_ids are given. */
-  async forward(input: ForwardInput & { labels?: number[][] }): Promise<CausalLMOutput> {
+  async forward(input: ForwardInput & { labels?: number[][]; output_hidden_states?: boolean }): Promise<CausalLMOutput> {
+    if (input.output_hidden_states) {
+      const hiddenStates = hiddenStateOutputs(this.config);
+      // A failed conversion is not kept: the next call tries again.
+      this.withHiddenStates ??= this.openWithHiddenStates().catch((error: unknown) => {
+        this.withHiddenStates = undefined;
+        throw error;
+      });
+      const model = await this.withHiddenStates;
+      const pass = await fullPass(model, input, [IO.logits, IO.logSumExp, ...hiddenStates]);
+      const logits = { ...pass.perToken(IO.logits), logsumexp: pass.outputs[IO.logSumExp]!.data as Float64Array };
+      const hidden_states = hiddenStates.map(pass.perToken);
+      return input.labels ? { logits, loss: causalLMLoss(logits, input.labels), hidden_states } : { logits, hidden_states };
+    }
     const session = this.createSession(input.input_ids.length);
     try {
       const logits = await session.forward(input, { allPositions: true });
@@ -105,9 +98,9 @@ export class GPTNeoForCausalLM {
   }
 
   async dispose(): Promise<void> {
-    this.embeddings.close();
-    await this.runtime.release();
-    await this.conversion.release();
+    await closeConvertedModel(this.model);
+    const withHiddenStates = await this.withHiddenStates?.catch(() => undefined);
+    if (withHiddenStates) await closeConvertedModel(withHiddenStates);
   }
 }
 

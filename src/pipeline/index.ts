@@ -1,6 +1,18 @@
 export {
-  pipeline,
-  type PipelineOptions,
+  type FeatureExtractionOptions,
+  type FeatureExtractionPipeline,
+  featureExtractionPipeline,
+  type Pooling,
+} from './feature-extraction.js';
+export { pipeline, type PipelineOptions, type PipelineTask } from './pipeline.js';
+export {
+  type ScoreFunction,
+  type TextClassificationOptions,
+  type TextClassificationOutput,
+  type TextClassificationPipeline,
+  textClassificationPipeline,
+} from './text-classification.js';
+export {
   type TextGenerationOptions,
   type TextGenerationOutput,
   type TextGenerationPipeline,

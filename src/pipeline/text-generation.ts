@@ -1,14 +1,7 @@
 import { type GenerationConfig, TextIteratorStreamer, type TokenStreamer } from '../generation/index.js';
-import { type HubOptions, resolveModelFolder } from '../hub/index.js';
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
-import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
-
-export interface PipelineOptions extends Omit<HubOptions, 'progress'> {
-  dtype?: WeightFormat;
-  threads?: number;
-  /** Download progress bars on a terminal (default true). */
-  progress?: boolean;
-}
+import type { GPTNeoForCausalLM } from '../model/index.js';
+import type { GPT2Tokenizer } from '../tokenizer/index.js';
+import { encodeTexts, padRows } from './batch.js';
 
 export interface TextGenerationOptions extends GenerationConfig {
   /** Include the prompt in generated_text (default true), as transformers does. */
@@ -35,34 +28,17 @@ export interface TextGenerationPipeline {
   dispose(): Promise<void>;
 }
 
-export async function pipeline(
-  task: 'text-generation',
-  modelIdOrFolder: string,
-  options: PipelineOptions = {},
-): Promise<TextGenerationPipeline> {
-  if (task !== 'text-generation') throw new Error(`pipeline task '${task as string}' is not supported (only 'text-generation')`);
-  const { dtype, threads, ...hub } = options;
-  const folder = await resolveModelFolder(modelIdOrFolder, hub);
-  const tokenizer = await AutoTokenizer.from_pretrained(folder);
-  const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads });
-  return textGenerationPipeline(model, tokenizer);
-}
-
 export function textGenerationPipeline(model: GPTNeoForCausalLM, tokenizer: GPT2Tokenizer): TextGenerationPipeline {
   // transformers applies config.task_specific_params['text-generation'] as the pipeline's defaults.
   const taskDefaults = (model.config.task_specific_params['text-generation'] ?? {}) as GenerationConfig;
 
   const run = async (prompts: string[], options: TextGenerationOptions): Promise<TextGenerationOutput[][]> => {
     const { return_full_text = true, streamer, ...generationOptions } = options;
-    const encoded = prompts.map((prompt) => tokenizer.encode(prompt));
-    if (encoded.some((ids) => ids.length === 0)) {
-      throw new Error('prompt is empty: GPT-Neo needs at least one token to continue');
-    }
+    const encoded = encodeTexts(tokenizer, prompts, 'prompt', 'to continue');
     // Batches are left-padded so every row's last token is the newest.
-    const width = Math.max(...encoded.map((ids) => ids.length));
     const pad = tokenizer.pad_token_id ?? tokenizer.eos_token_id ?? 0;
-    const input_ids = encoded.map((ids) => [...new Array<number>(width - ids.length).fill(pad), ...ids]);
-    const attention_mask = encoded.map((ids) => [...new Array<number>(width - ids.length).fill(0), ...ids.map(() => 1)]);
+    const { input_ids, attention_mask } = padRows(encoded, pad, 'left');
+    const width = input_ids[0]!.length;
     const sequences = await model.generate({
       ...taskDefaults,
       pad_token_id: pad,

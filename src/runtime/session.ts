@@ -48,8 +48,9 @@ export class RuntimeSession {
     return new RuntimeSession(session);
   }
 
-  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-    return this.session.run(feeds);
+  /** Runs the graph; `fetches` names the outputs wanted (default all), so unwanted ones are not copied out. */
+  async run(feeds: Record<string, ort.Tensor>, fetches?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    return fetches ? this.session.run(feeds, fetches) : this.session.run(feeds);
   }
 
   async release(): Promise<void> {

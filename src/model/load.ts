@@ -1,0 +1,59 @@
+import { RuntimeSession } from '../runtime/session.js';
+import type { GPTNeoConfig } from './config.js';
+import { type OnnxModel, prepareOnnxModel } from './convert.js';
+import { InputError } from './decoder-session.js';
+import { EmbeddingTable } from './embeddings.js';
+import { type GraphVariant, IO } from './gpt-neo.js';
+import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
+
+export interface FromPretrainedOptions {
+  /** Weight format the model runs in; checkpoints in f32, f16 or bf16 load into any of them. */
+  dtype?: WeightFormat;
+  /** Intra-op threads; default: number of cores. */
+  threads?: number;
+  /** ONNX Runtime's worker threads spin briefly while waiting for work (default on; `npm run bench` measures both). */
+  spinning?: boolean;
+}
+
+/** One graph variant of a checkpoint, converted and opened in ONNX Runtime, with its token embeddings. */
+export interface ConvertedModel {
+  config: GPTNeoConfig;
+  dtype: WeightFormat;
+  runtime: RuntimeSession;
+  embeddings: EmbeddingTable;
+  /** Held until closed: the conversion is read in place, so no cache removal may take it meanwhile. */
+  conversion: OnnxModel;
+}
+
+/** Converts (on first use) and opens a model folder as the given graph variant. */
+export async function openConvertedModel(
+  folder: string,
+  config: GPTNeoConfig,
+  options: FromPretrainedOptions = {},
+  variant: GraphVariant = 'causal-lm',
+): Promise<ConvertedModel> {
+  const dtype = options.dtype ?? 'fp32';
+  if (!WEIGHT_FORMATS.includes(dtype)) {
+    throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
+  }
+  const conversion = await prepareOnnxModel(folder, config, dtype, variant);
+  const { modelPath } = conversion;
+  try {
+    // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
+    const runtime = await RuntimeSession.create(modelPath, {
+      threads: options.threads,
+      spinning: options.spinning,
+      prepackWeights: dtype !== 'fp32',
+    });
+    return { config, dtype, runtime, embeddings: await EmbeddingTable.open(modelPath, IO.tokenEmbeddings), conversion };
+  } catch (error) {
+    await conversion.release();
+    throw error;
+  }
+}
+
+export async function closeConvertedModel(model: ConvertedModel): Promise<void> {
+  model.embeddings.close();
+  await model.runtime.release();
+  await model.conversion.release();
+}
