@@ -7,7 +7,7 @@ import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 export class InputError extends Error {}
 
 /** Additive mask value for hidden keys: finite, so a row with no visible key gives no NaN (as HF's finfo.min). */
-const HIDDEN = -3.4028234663852886e38;
+export const HIDDEN = -3.4028234663852886e38;
 
 /** Inputs longer than this many tokens per row run through the graph in chunks of at most this size... */
 const PREFILL_CHUNK = 256;
@@ -278,12 +278,12 @@ export class GPTNeoDecoderSession implements DecoderSession {
 }
 
 /** Cache slots for `total` tokens: whole steps of CAPACITY_STEP. */
-function slotsFor(total: number): number {
+export function slotsFor(total: number): number {
   return Math.max(1, Math.ceil(total / CAPACITY_STEP)) * CAPACITY_STEP;
 }
 
 /** Copies `length` floats; TypedArray.set costs more than a loop for the few floats of one decoding step. */
-function copy(source: Float32Array, from: number, target: Float32Array, to: number, length: number): void {
+export function copy(source: Float32Array, from: number, target: Float32Array, to: number, length: number): void {
   if (length < 32) {
     for (let i = 0; i < length; i++) target[to + i] = source[from + i]!;
   } else {
