@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
+import { serveCommand } from './serve.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -22,11 +23,13 @@ Examples:
   gpt-neo generate "EleutherAI has"
   gpt-neo generate --model EleutherAI/gpt-neo-125M --max-new-tokens 40 --do-sample --seed 1 "Once upon a time"
   gpt-neo download EleutherAI/gpt-neo-1.3B
-  gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json`,
+  gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json
+  gpt-neo serve --model EleutherAI/gpt-neo-1.3B --dtype q8 --port 8000`,
   );
 program.addCommand(generateCommand());
 program.addCommand(downloadCommand());
 program.addCommand(evalCommand());
+program.addCommand(serveCommand());
 
 try {
   await program.parseAsync();
