@@ -3,7 +3,8 @@
  * body against them (Ajv, no type coercion) before a handler runs.
  */
 
-const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
+/** The schema's type or null (one type list rather than anyOf, so a bad value gets the schema's own message). */
+const nullable = <S extends { type: string }>(schema: S) => ({ ...schema, type: [schema.type, 'null'] });
 
 const samplingProperties = {
   model: { type: 'string', minLength: 1 },
