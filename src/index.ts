@@ -33,3 +33,4 @@ export {
   formatResultsTable,
   TASK_NAMES,
 } from './eval/index.js';
+export { createServer, type GPTNeoServer, type ServeOptions } from './serve/index.js';

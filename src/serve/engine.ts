@@ -94,10 +94,6 @@ export class Engine {
     return this.active.length;
   }
 
-  get capacity(): number {
-    return this.pool.maxBatch;
-  }
-
   /** Queues sequences together (all or none: a request's choices are refused as one). */
   submit(specs: SequenceSpec[]): SequenceHandle[] {
     if (this.waiting.length + specs.length > this.options.maxQueue) {
