@@ -87,7 +87,7 @@ export function runChoices(
       specs.push({
         prompt: plan.prompt,
         config,
-        extraProcessors: openAIProcessors(options.body, plan.prompt.length),
+        extraProcessors: openAIProcessors(options.body, plan.prompt.length, tokenizer.vocab_size),
         logprobs: options.logprobs,
         promptScores: options.promptScores,
         listener: {

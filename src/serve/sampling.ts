@@ -1,5 +1,6 @@
 /** OpenAI's sampling parameters in terms of generate()'s options and logits processors. */
 import type { GenerationConfig, LogitsProcessor } from '../generation/index.js';
+import { invalidRequest } from './errors.js';
 import type { SamplingBody } from './schemas.js';
 
 /**
@@ -31,9 +32,11 @@ export function stopStrings(stop: SamplingBody['stop']): string[] {
  * logit_bias, then presence and frequency penalties as OpenAI defines them: the logit of token j drops by
  * count[j] * frequency_penalty + (count[j] > 0) * presence_penalty, counting the tokens generated so far.
  */
-export function openAIProcessors(body: SamplingBody, promptLength: number): LogitsProcessor[] {
+export function openAIProcessors(body: SamplingBody, promptLength: number, vocabSize: number): LogitsProcessor[] {
   const processors: LogitsProcessor[] = [];
   const bias = Object.entries(body.logit_bias ?? {}).map(([token, value]) => [Number(token), value] as const);
+  const outside = bias.find(([token]) => token >= vocabSize);
+  if (outside) throw invalidRequest(`logit_bias names token ${outside[0]}, outside the vocabulary (0..${vocabSize - 1})`, 'logit_bias');
   if (bias.length > 0) {
     processors.push((scores) => {
       for (const [token, value] of bias) scores[token]! += value;

@@ -91,7 +91,6 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
   const app = Fastify({
     logger: settings.logger ?? false,
     bodyLimit: settings.maxBody,
-    forceCloseConnections: true,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
   if (settings.corsOrigins && settings.corsOrigins.length > 0) await app.register(cors, { origin: settings.corsOrigins });
@@ -157,9 +156,12 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
   });
 
   let closed: Promise<void> | null = null;
-  const close = () =>
+  /** Graceful: idle connections close at once, running responses are written out first. Otherwise all are cut. */
+  const close = (graceful: boolean) =>
     (closed ??= (async () => {
-      await app.close();
+      const closing = app.close();
+      if (!graceful) app.server.closeAllConnections();
+      await closing;
       await engine.idle();
       await model.dispose();
     })());
@@ -173,11 +175,14 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
     async drain() {
       draining = true;
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([engine.idle(), new Promise((resolve) => (timer = setTimeout(resolve, settings.drainTimeoutMs)))]);
+      const finished = await Promise.race([
+        engine.idle().then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), settings.drainTimeoutMs))),
+      ]);
       clearTimeout(timer);
-      await close();
+      await close(finished);
     },
-    close,
+    close: () => close(false),
   };
 }
 
