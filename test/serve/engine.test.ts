@@ -60,6 +60,24 @@ describe('Engine', () => {
     expect(scheduler.runningCount + scheduler.queueLength).toBe(0);
   });
 
+  it('ends only the sequences of a failing pass with its error; the next ones run', async () => {
+    const pool = model.createSlotPool(2);
+    const scheduler = new Engine(pool, { maxQueue: 8, prefillChunk: 8, decode: () => '' });
+    const forward = pool.forward.bind(pool);
+    let failures = 1;
+    pool.forward = async (inputs, allPositions) => {
+      if (inputs[0]!.tokens.length > 1 && failures-- > 0) throw new Error('kernel failure');
+      return forward(inputs, allPositions);
+    };
+    const log: string[] = [];
+    scheduler.submit([sequence('a', [1, 2, 3], 4, log), sequence('b', [4, 5, 6], 4, log)]);
+    await scheduler.idle();
+    expect(log).toContain('a:error:kernel failure');
+    expect(log.filter((entry) => entry === 'b')).toHaveLength(4);
+    expect(log.at(-1)).toBe('b:length');
+    expect(pool.freeSlots).toBe(2);
+  });
+
   it('refuses sequences beyond the queue limit all together', () => {
     const scheduler = new Engine(model.createSlotPool(1), { maxQueue: 2, prefillChunk: 8, decode: () => '' });
     const log: string[] = [];
