@@ -37,6 +37,11 @@ async function generated(prompt: string, options: Record<string, unknown>): Prom
   return { text: tokenizer.decode(tokens, { skip_special_tokens: true }), tokens };
 }
 
+/** The `error` object of an OpenAI error response. */
+async function errorOf(response: Response): Promise<{ message: string; type: string; param: string | null; code: string | null }> {
+  return ((await response.json()) as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
+}
+
 async function metric(name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(text.split('\n').find((line) => line.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
@@ -252,7 +257,7 @@ describe('errors as OpenAI returns them', () => {
     }
     const malformed = await post('/v1/completions', '{"model":');
     expect(malformed.status).toBe(400);
-    expect((await malformed.json()).error.message).toContain('could not parse the JSON body');
+    expect((await errorOf(malformed)).message).toContain('could not parse the JSON body');
   });
 
   it("400 when prompt + max_tokens exceed the context, in OpenAI's words", async () => {
@@ -267,10 +272,10 @@ describe('errors as OpenAI returns them', () => {
     await expect(client.completions.create({ model: 'gpt-4', prompt: 'x' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     const route = await fetch(`${url}/v1/embeddings`, { method: 'POST' });
     expect(route.status).toBe(404);
-    expect((await route.json()).error.message).toBe('Invalid URL (POST /v1/embeddings)');
+    expect((await errorOf(route)).message).toBe('Invalid URL (POST /v1/embeddings)');
     const big = await post('/v1/completions', { model: NAME, prompt: 'x'.repeat(70 * 1024) });
     expect(big.status).toBe(413);
-    expect((await big.json()).error.message).toContain('limit of 65536 bytes');
+    expect((await errorOf(big)).message).toContain('limit of 65536 bytes');
   });
 
   it('503 while draining, and running requests finish', async () => {
@@ -279,7 +284,7 @@ describe('errors as OpenAI returns them', () => {
     const drained = server.drain();
     const refused = await post('/v1/completions', { model: NAME, prompt: 'x' });
     expect(refused.status).toBe(503);
-    expect((await refused.json()).error.type).toBe('service_unavailable_error');
+    expect((await errorOf(refused)).type).toBe('service_unavailable_error');
     expect((await fetch(`${url}/health`)).status).toBe(503);
     expect((await running).usage!.completion_tokens).toBe(60);
     await drained;
@@ -308,7 +313,7 @@ describe('API key, queue limit and CORS', () => {
     await expect(withKey('sk-wrong').models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     const bare = await fetch(`${guardedUrl}/v1/models`);
     expect(bare.status).toBe(401);
-    expect((await bare.json()).error.code).toBe('invalid_api_key');
+    expect((await errorOf(bare)).code).toBe('invalid_api_key');
     expect((await withKey('sk-secret').models.list()).data[0]!.id).toBe(MODEL);
     expect((await fetch(`${guardedUrl}/health`)).status).toBe(200);
   });
@@ -328,7 +333,7 @@ describe('API key, queue limit and CORS', () => {
     });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
-    expect((await refused.json()).error.type).toBe('rate_limit_error');
+    expect((await errorOf(refused)).type).toBe('rate_limit_error');
     stream.controller.abort();
     expect((await queued).usage!.completion_tokens).toBe(120);
   });
