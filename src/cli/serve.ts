@@ -3,9 +3,7 @@ import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
 import { createServer } from '../serve/index.js';
 import { hubOptions, hubOptionsFrom, integer } from './options.js';
 
-/** Every flag can also come from the environment (GPT_NEO_<FLAG>), as containers are configured. */
-const env = (name: string) => process.env[`GPT_NEO_${name}`];
-
+// Every flag can also come from the environment (GPT_NEO_<FLAG>), as containers are configured.
 export function serveCommand(): Command {
   const command = new Command('serve')
     .description('Serve a model over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics)')
@@ -20,8 +18,9 @@ export function serveCommand(): Command {
     .addOption(new Option('--max-body <bytes>', 'largest request body').argParser(integer).env('GPT_NEO_MAX_BODY').default(4 * 2 ** 20))
     .addOption(new Option('--prefill-chunk <n>', 'prompt tokens per chunk between decoding steps').argParser(integer).env('GPT_NEO_PREFILL_CHUNK').default(128))
     .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, how long running requests may finish').argParser(integer).env('GPT_NEO_DRAIN_TIMEOUT').default(30))
-    .option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (default: CORS off)', env('CORS_ORIGIN'))
-    .option('--log', 'log every request (JSON lines on stdout)');
+    .addOption(new Option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (default: CORS off)').env('GPT_NEO_CORS_ORIGIN'))
+    .option('--log', 'log every request (JSON lines on stdout)')
+    .addHelpText('after', '\nEnvironment:\n  GPT_NEO_API_KEY   when set, /v1 requests need "Authorization: Bearer <key>" (read only from the environment)');
   hubOptions(command);
   return command.action(async (flags: Record<string, unknown>) => {
     const server = await createServer({
@@ -37,7 +36,7 @@ export function serveCommand(): Command {
       prefillChunk: flags.prefillChunk as number,
       drainTimeoutMs: (flags.drainTimeout as number) * 1000,
       // The key only from the environment: a flag would show in the process list.
-      apiKey: env('API_KEY') || undefined,
+      apiKey: process.env.GPT_NEO_API_KEY || undefined,
       corsOrigins: typeof flags.corsOrigin === 'string' ? flags.corsOrigin.split(',').map((o) => o.trim()).filter(Boolean) : undefined,
       logger: flags.log === true,
       ...hubOptionsFrom(flags),
