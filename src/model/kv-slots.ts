@@ -11,7 +11,7 @@
  */
 import { OrtTensor, type RuntimeSession } from '../runtime/session.js';
 import type { AttentionType, GPTNeoConfig } from './config.js';
-import { copy, HIDDEN, InputError, slotsFor } from './decoder-session.js';
+import { HIDDEN, InputError, type LayerCache, newKeysAndValues, slotsFor, storeNewTokens } from './decoder-session.js';
 import type { EmbeddingTable } from './embeddings.js';
 import { IO } from './gpt-neo.js';
 import type { LogitsOutput } from './types.js';
@@ -38,13 +38,8 @@ export interface SlotInput {
   tokens: number[];
 }
 
-interface LayerBuffers {
-  keysT: Float32Array;
-  values: Float32Array;
-}
-
 export class KVSlotPool {
-  private readonly layers: LayerBuffers[];
+  private readonly layers: LayerCache[];
   private readonly occupied: KVSlot[] = [];
   private capacity: Record<AttentionType, number> = { global: 0, local: 0 };
 
@@ -177,26 +172,17 @@ export class KVSlotPool {
   /** Writes fed row b's new keys and values into its slot's cache. */
   private store(outputs: Record<string, OrtTensor>, slot: KVSlot, b: number, T: number): void {
     const H = this.config.num_heads;
-    const D = this.config.hidden_size / H;
-    const window = this.config.window_size;
     this.layers.forEach((buffers, layer) => {
       const kind = this.config.attention_layers[layer]!;
-      const capacity = this.capacity[kind];
-      const newKeysT = outputs[IO.newKeys(layer)]!.data as Float32Array;
-      const newValues = outputs[IO.newValues(layer)]!.data as Float32Array;
-      for (let t = kind === 'local' ? Math.max(0, T - window) : 0; t < T; ) {
-        const index = kind === 'local' ? (slot.length + t) % window : slot.length + t;
-        const length = Math.min(T - t, capacity - index);
-        for (let h = 0; h < H; h++) {
-          const fed = b * H + h;
-          const cached = slot.row * H + h;
-          copy(newValues, (fed * T + t) * D, buffers.values, (cached * capacity + index) * D, length * D);
-          for (let d = 0; d < D; d++) {
-            copy(newKeysT, (fed * D + d) * T + t, buffers.keysT, (cached * D + d) * capacity + index, length);
-          }
-        }
-        t += length;
-      }
+      storeNewTokens(buffers, this.capacity[kind], newKeysAndValues(outputs, layer), {
+        T,
+        headDim: this.config.hidden_size / H,
+        heads: H,
+        fedHead: b * H,
+        cachedHead: slot.row * H,
+        past: slot.length,
+        window: kind === 'local' ? this.config.window_size : null,
+      });
     });
     slot.length += T;
   }

@@ -17,13 +17,17 @@ export interface ChoicePlan {
   promptIndex: number;
 }
 
-export interface TextPiece {
-  choice: number;
+/** Generated tokens with their text and, when asked for, their scores. */
+export interface GeneratedText {
   text: string;
   tokens: number[];
   scores: TokenScores[];
   /** Character offset of each token in the choice's text. */
   offsets: number[];
+}
+
+export interface TextPiece extends GeneratedText {
+  choice: number;
 }
 
 export interface ChoiceEvents {

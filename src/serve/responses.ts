@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import type { TokenScores } from '../generation/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
-import type { ChoiceEvents, RunningChoices, TextPiece } from './choices.js';
+import type { ChoiceEvents, GeneratedText, RunningChoices, TextPiece } from './choices.js';
 import type { FinishReason } from './engine.js';
 import { OpenAIError } from './errors.js';
 
@@ -17,11 +17,7 @@ export interface Usage {
 }
 
 /** Everything one choice produced. */
-export interface ChoiceResult {
-  text: string;
-  tokens: number[];
-  scores: TokenScores[];
-  offsets: number[];
+export interface ChoiceResult extends GeneratedText {
   promptScores: (TokenScores | null)[] | null;
   finishReason: FinishReason | null;
 }
