@@ -192,11 +192,6 @@ export class GPTNeoDecoderSession implements DecoderSession {
     this.caches = [];
   }
 
-  /** Cache index of a slot: global layers keep every slot, local layers a ring of `window` slots. */
-  private index(kind: AttentionType, slot: number): number {
-    return kind === 'local' ? slot % this.config.window_size : slot;
-  }
-
   /** Writes this step's keys and values into the cache (room was reserved before the run). */
   private store(outputs: Record<string, OrtTensor>, T: number): void {
     this.caches.forEach((cache, layer) => {
@@ -250,23 +245,44 @@ export class GPTNeoDecoderSession implements DecoderSession {
   private attentionBias(kind: AttentionType, capacity: number, mask: number[][], T: number): Float32Array {
     const past = this.pastLen;
     const window = kind === 'local' ? this.config.window_size : Infinity;
-    const width = capacity + T;
-    const bias = new Float32Array(mask.length * T * width).fill(HIDDEN);
-    // The slot each cache index holds (or -1 when empty): the latest past slot that maps to that index.
-    const slotAt = new Int32Array(capacity).fill(-1);
-    for (let slot = Math.max(0, past - Math.min(window, capacity)); slot < past; slot++) slotAt[this.index(kind, slot)] = slot;
-    mask.forEach((row, b) => {
-      for (let t = 0; t < T; t++) {
-        const query = past + t;
-        const offset = (b * T + t) * width;
-        for (let i = 0; i < capacity; i++) {
-          const j = slotAt[i]!;
-          if (j >= 0 && query - j < window && row[j]) bias[offset + i] = 0;
-        }
-        for (let k = Math.max(0, t - window + 1); k <= t; k++) if (row[past + k]) bias[offset + capacity + k] = 0;
-      }
-    });
+    const bias = new Float32Array(mask.length * T * (capacity + T)).fill(HIDDEN);
+    const slotAt = cachedSlots(past, capacity, window);
+    mask.forEach((row, b) => writeRowBias(bias, b, { past, T, capacity, window }, slotAt, (slot) => row[slot] === 1));
     return bias;
+  }
+}
+
+/**
+ * The slot each cache index holds (or -1 when empty): the latest past slot that maps to that index (index = slot,
+ * or slot % window in a local layer's ring).
+ */
+export function cachedSlots(past: number, capacity: number, window: number): Int32Array {
+  const slotAt = new Int32Array(capacity).fill(-1);
+  for (let slot = Math.max(0, past - Math.min(window, capacity)); slot < past; slot++) slotAt[slot % window] = slot;
+  return slotAt;
+}
+
+/**
+ * Opens row b of a [rows, 1, T, capacity + T] bias (filled with HIDDEN): query t sits in slot past + t and sees
+ * slot j iff j <= past + t, past + t - window < j, and j is not padding (`visible`).
+ */
+export function writeRowBias(
+  bias: Float32Array,
+  b: number,
+  at: { past: number; T: number; capacity: number; window: number },
+  slotAt: Int32Array,
+  visible: (slot: number) => boolean,
+): void {
+  const { past, T, capacity, window } = at;
+  const width = capacity + T;
+  for (let t = 0; t < T; t++) {
+    const query = past + t;
+    const offset = (b * T + t) * width;
+    for (let i = 0; i < capacity; i++) {
+      const j = slotAt[i]!;
+      if (j >= 0 && query - j < window && visible(j)) bias[offset + i] = 0;
+    }
+    for (let k = Math.max(0, t - window + 1); k <= t; k++) if (visible(past + k)) bias[offset + capacity + k] = 0;
   }
 }
 

@@ -11,7 +11,16 @@
  */
 import { OrtTensor, type RuntimeSession } from '../runtime/session.js';
 import type { AttentionType, GPTNeoConfig } from './config.js';
-import { HIDDEN, InputError, type LayerCache, newKeysAndValues, slotsFor, storeNewTokens } from './decoder-session.js';
+import {
+  cachedSlots,
+  HIDDEN,
+  InputError,
+  type LayerCache,
+  newKeysAndValues,
+  slotsFor,
+  storeNewTokens,
+  writeRowBias,
+} from './decoder-session.js';
 import type { EmbeddingTable } from './embeddings.js';
 import { IO } from './gpt-neo.js';
 import type { LogitsOutput } from './types.js';
@@ -194,25 +203,11 @@ export class KVSlotPool {
   private attentionBias(kind: AttentionType, first: number, rowInputs: (number[] | null)[], T: number): Float32Array {
     const capacity = this.capacity[kind];
     const window = kind === 'local' ? this.config.window_size : Infinity;
-    const width = capacity + T;
-    const bias = new Float32Array(rowInputs.length * T * width).fill(HIDDEN);
+    const bias = new Float32Array(rowInputs.length * T * (capacity + T)).fill(HIDDEN);
     rowInputs.forEach((tokens, b) => {
       if (!tokens) return;
       const past = this.occupied[first + b]!.length;
-      // The position each cache index holds: the latest past position that maps to it.
-      const positionAt = new Int32Array(capacity).fill(-1);
-      for (let j = Math.max(0, past - Math.min(window, capacity)); j < past; j++) {
-        positionAt[kind === 'local' ? j % this.config.window_size : j] = j;
-      }
-      for (let t = 0; t < T; t++) {
-        const query = past + t;
-        const offset = (b * T + t) * width;
-        for (let i = 0; i < capacity; i++) {
-          const j = positionAt[i]!;
-          if (j >= 0 && query - j < window) bias[offset + i] = 0;
-        }
-        for (let k = Math.max(0, t - window + 1); k <= t; k++) bias[offset + capacity + k] = 0;
-      }
+      writeRowBias(bias, b, { past, T, capacity, window }, cachedSlots(past, capacity, window), () => true);
     });
     return bias;
   }
