@@ -106,6 +106,7 @@ if (options.scenario !== 'formats') {
   const median = [...serve.firstTokenSeconds].sort((a, b) => a - b)[Math.floor(serve.firstTokenSeconds.length / 2)]!;
   const serveHeader = [
     'dtype', 'generate() tok/s', '1 stream tok/s', '1 stream / generate()', '8 streams tok/s', '8 streams / 1 stream',
+    'decoding step 1 row / 8 rows (s)', '8 x 1-row step / 8-row step',
     'first token p50 (s), 128-token prompt + 7 streams', 'peak RSS (GB)', 'RSS budget (GB)',
   ];
   console.log('\nServer: 64 new tokens per stream after a 16-token prompt, greedy, streamed over HTTP on 127.0.0.1; 8 KV slots\n');
@@ -119,6 +120,8 @@ if (options.scenario !== 'formats') {
       (serve.singleStreamTokensPerSecond / serve.generateTokensPerSecond).toFixed(2),
       serve.eightStreamsTokensPerSecond.toFixed(2),
       (serve.eightStreamsTokensPerSecond / serve.singleStreamTokensPerSecond).toFixed(2),
+      `${serve.stepSeconds.one.toFixed(3)} / ${serve.stepSeconds.eight.toFixed(3)}`,
+      ((8 * serve.stepSeconds.one) / serve.stepSeconds.eight).toFixed(2),
       `${median.toFixed(2)} (${serve.firstTokenSeconds.map((s) => s.toFixed(2)).join(', ')})`,
       (serve.peakRssBytes / 1e9).toFixed(2),
       (serve.rssBudgetBytes / 1e9).toFixed(2),

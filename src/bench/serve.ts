@@ -15,6 +15,11 @@ export interface ServeReport {
   singleStreamTokensPerSecond: number;
   /** 8 such streams at once: all their tokens over the time until the last one ends. */
   eightStreamsTokensPerSecond: number;
+  /**
+   * One decoding step of the slot pool for 1 row and for 8 rows, fastest of 12 tries taken in turns, so a busy
+   * machine slows both alike: 8 x one / eight is the batch's aggregate speed-up without HTTP or scheduling.
+   */
+  stepSeconds: { one: number; eight: number };
   /** Time to first token of a 128-token prompt sent while 7 streams decode, each of `trials` tries. */
   firstTokenSeconds: number[];
   peakRssBytes: number;
@@ -39,6 +44,19 @@ await model.generate({ input_ids: [prompt(16, 0)], max_new_tokens: 2 }); // warm
 let started = performance.now();
 await model.generate({ input_ids: [prompt(16, 1)], max_new_tokens: NEW_TOKENS, eos_token_id: null });
 const generateTokensPerSecond = NEW_TOKENS / ((performance.now() - started) / 1000);
+const pool = model.createSlotPool(MAX_BATCH);
+const slots = Array.from({ length: MAX_BATCH }, () => pool.acquire(16 + NEW_TOKENS)!);
+for (const [i, slot] of slots.entries()) await pool.forward([{ slot, tokens: prompt(16, 20 + i) }]);
+const stepSeconds = { one: Infinity, eight: Infinity };
+const timed = async (run: () => Promise<unknown>) => {
+  const start = performance.now();
+  await run();
+  return (performance.now() - start) / 1000;
+};
+for (let round = 0; round < 12; round++) {
+  stepSeconds.one = Math.min(stepSeconds.one, await timed(() => pool.forward([{ slot: slots[0]!, tokens: [11] }])));
+  stepSeconds.eight = Math.min(stepSeconds.eight, await timed(() => pool.forward(slots.map((slot) => ({ slot, tokens: [11] })))));
+}
 const { hidden_size: C, max_position_embeddings: P, attention_layers, window_size } = model.config;
 // Keys and values in float32 for every slot of a full context (local layers: their window).
 const cacheBytesPerRow = attention_layers.reduce((sum, kind) => sum + 2 * 4 * C * (kind === 'local' ? window_size : P), 0);
@@ -111,6 +129,7 @@ const report: ServeReport = {
   generateTokensPerSecond,
   singleStreamTokensPerSecond,
   eightStreamsTokensPerSecond,
+  stepSeconds,
   firstTokenSeconds,
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
   rssBudgetBytes,
