@@ -63,3 +63,4 @@ export {
   removeEntry,
   scanCaches,
 } from './cache/index.js';
+export { createServer, type GPTNeoServer, type ServeOptions } from './serve/index.js';

@@ -12,6 +12,7 @@ import { measureReadBandwidth } from './bandwidth.js';
 import { measureLinearLayers } from './linear-layers.js';
 import { ensureRandomCheckpoint } from './random-checkpoint.js';
 import type { RunReport } from './run.js';
+import type { ServeReport } from './serve.js';
 
 const program = new Command('bench')
   .description('Benchmark GPT-Neo 1.3B-shaped random weights (written once to the cache folder, never committed)')
@@ -19,8 +20,10 @@ const program = new Command('bench')
   .addOption(new Option('--dtypes <list>', 'weight formats to run, comma separated').default(WEIGHT_FORMATS.join(',')))
   .option('--threads <n>', 'compute threads', String(os.availableParallelism()))
   .option('--decode-tokens <n>', 'tokens decoded per measurement', '32')
+  .addOption(new Option('--scenario <name>', 'weight formats, the HTTP server, or both').choices(['formats', 'serve', 'all']).default('all'))
+  .addOption(new Option('--serve-dtype <format>', 'weight format of the server scenario').choices(WEIGHT_FORMATS).default('q8'))
   .parse();
-const options = program.opts<{ folder: string; dtypes: string; threads: string; decodeTokens: string }>();
+const options = program.opts<{ folder: string; dtypes: string; threads: string; decodeTokens: string; scenario: string; serveDtype: WeightFormat }>();
 
 const checkpoint = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
 const threads = Number(options.threads);
@@ -29,6 +32,8 @@ const bandwidth = await measureReadBandwidth(threads);
 
 const runScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.js');
 const cache = path.join(options.folder, 'conversions');
+/** GPT-2's tokenizer files, for the server scenario (the random checkpoint has none). */
+const tokenizerFixture = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'gpt-neo', 'tiny-gpt2vocab');
 
 /** Each measurement runs in a fresh process, so start-up time and peak RSS are the process's own. */
 async function runChild(dtype: WeightFormat, spinning: 'on' | 'off'): Promise<RunReport> {
@@ -41,7 +46,7 @@ async function runChild(dtype: WeightFormat, spinning: 'on' | 'off'): Promise<Ru
 }
 
 const rows: string[][] = [];
-for (const dtype of options.dtypes.split(',') as WeightFormat[]) {
+for (const dtype of (options.scenario === 'serve' ? [] : options.dtypes.split(',')) as WeightFormat[]) {
   await rm(path.join(cache, 'onnx'), { recursive: true, force: true });
   console.error(`${dtype}: cold start (converting)...`);
   const cold = await runChild(dtype, 'on');
@@ -83,7 +88,43 @@ const header = [
 ];
 console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${threads} threads`);
 console.log(`Measured read bandwidth: ${(bandwidth / 1e9).toFixed(1)} GB/s (float32 GEMV over 1 GiB in ONNX Runtime)`);
-console.log('Linear layers alone: one token through 1.2 B parameters of linear layers in that format, nothing else (the kernels\' own ceiling)\n');
-console.log(`| ${header.join(' | ')} |`);
-console.log(`|${header.map(() => '---').join('|')}|`);
-for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+if (rows.length > 0) {
+  console.log('Linear layers alone: one token through 1.2 B parameters of linear layers in that format, nothing else (the kernels\' own ceiling)\n');
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+}
+
+if (options.scenario !== 'formats') {
+  console.error(`serve (${options.serveDtype}): generate(), then the server with 1, 8, and 7 + 1 streams...`);
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [path.join(path.dirname(runScript), 'serve.js'), checkpoint, options.serveDtype, String(threads), tokenizerFixture],
+    { env: { ...process.env, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
+  );
+  const serve = JSON.parse(stdout) as ServeReport;
+  const median = [...serve.firstTokenSeconds].sort((a, b) => a - b)[Math.floor(serve.firstTokenSeconds.length / 2)]!;
+  const serveHeader = [
+    'dtype', 'generate() tok/s', '1 stream tok/s', '1 stream / generate()', '8 streams tok/s', '8 streams / 1 stream',
+    'decoding step 1 row / 8 rows (s)', '8 x 1-row step / 8-row step',
+    'first token p50 (s), 128-token prompt + 7 streams', 'peak RSS (GB)', 'RSS budget (GB)',
+  ];
+  console.log('\nServer: 64 new tokens per stream after a 16-token prompt, greedy, streamed over HTTP on 127.0.0.1; 8 KV slots\n');
+  console.log(`| ${serveHeader.join(' | ')} |`);
+  console.log(`|${serveHeader.map(() => '---').join('|')}|`);
+  console.log(
+    `| ${[
+      options.serveDtype,
+      serve.generateTokensPerSecond.toFixed(2),
+      serve.singleStreamTokensPerSecond.toFixed(2),
+      (serve.singleStreamTokensPerSecond / serve.generateTokensPerSecond).toFixed(2),
+      serve.eightStreamsTokensPerSecond.toFixed(2),
+      (serve.eightStreamsTokensPerSecond / serve.singleStreamTokensPerSecond).toFixed(2),
+      `${serve.stepSeconds.one.toFixed(3)} / ${serve.stepSeconds.eight.toFixed(3)}`,
+      ((8 * serve.stepSeconds.one) / serve.stepSeconds.eight).toFixed(2),
+      `${median.toFixed(2)} (${serve.firstTokenSeconds.map((s) => s.toFixed(2)).join(', ')})`,
+      (serve.peakRssBytes / 1e9).toFixed(2),
+      (serve.rssBudgetBytes / 1e9).toFixed(2),
+    ].join(' | ')} |`,
+  );
+}

@@ -1,5 +1,6 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
-import { GPTNeoForCausalLM, LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../model/index.js';
+import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { weightBytes } from './weight-bytes.js';
 
 export interface RunReport {
   firstTokenSeconds: number;
@@ -45,18 +46,11 @@ await prefill.forward({ input_ids: [prompt(512)] });
 const prefill512 = 512 / ((performance.now() - started) / 1000);
 prefill.dispose();
 
-const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V, max_position_embeddings: P } = model.config;
-const blockParams = L * (4 * C * C + 2 * C * I);
-const headParams = V * C;
-// q8 keeps the tied head in float32.
-const weightBytesPerToken =
-  LINEAR_BYTES_PER_PARAMETER[dtype] * blockParams + LINEAR_BYTES_PER_PARAMETER[dtype === 'q8' ? 'fp32' : dtype] * headParams;
-// Plus the position embeddings, and for q4 the float32 token embeddings next to the quantized head.
-const weightBytes = weightBytesPerToken + 4 * P * C + (dtype === 'q4' ? 4 * headParams : 0);
+const bytes = weightBytes(model.config, dtype);
 const report: RunReport = {
   firstTokenSeconds,
-  weightBytes,
-  weightBytesPerToken,
+  weightBytes: bytes.total,
+  weightBytesPerToken: bytes.perToken,
   decodeShort,
   decodeLong,
   prefill512,

@@ -5,6 +5,7 @@ import { cacheCommand } from './cache.js';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
+import { serveCommand } from './serve.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,12 +26,14 @@ Examples:
   gpt-neo generate --model EleutherAI/gpt-neo-125M --max-new-tokens 40 --do-sample --seed 1 "Once upon a time"
   gpt-neo download EleutherAI/gpt-neo-1.3B
   gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json
+  gpt-neo serve --model EleutherAI/gpt-neo-1.3B --dtype q8 --port 8000
   gpt-neo cache ls; gpt-neo cache prune --older-than 30d --max-size 20GB`,
   );
 program.addCommand(generateCommand());
 program.addCommand(downloadCommand());
 program.addCommand(evalCommand());
 program.addCommand(cacheCommand());
+program.addCommand(serveCommand());
 
 try {
   await program.parseAsync();

@@ -2,7 +2,7 @@
  * The rows being decoded: the model session plus what transformers keeps in input_ids and
  * attention_mask, fed to the model the way `prepare_inputs_for_generation` does for GPT-Neo.
  */
-import type { DecoderSession, Float32Tensor } from '../model/types.js';
+import type { DecoderSession, LogitsOutput } from '../model/types.js';
 
 export interface PromptBatch {
   /** Left-padded prompt rows, all the same length. */
@@ -17,7 +17,7 @@ export class DecodingBatch {
   /** Where the generated tokens start in `history`, per row. */
   readonly promptTokenCounts: number[];
   private attentionMask: number[][];
-  private logits: Float32Tensor;
+  private logits: LogitsOutput;
   /** Row of `logits` that holds each batch row's scores (rows duplicated by expansion share one). */
   private logitsRows: number[];
   private pendingTokens: number[] | null = null;
@@ -26,7 +26,7 @@ export class DecodingBatch {
   private constructor(
     private readonly session: DecoderSession,
     prompts: PromptBatch,
-    logits: Float32Tensor,
+    logits: LogitsOutput,
   ) {
     this.attentionMask = prompts.attentionMask.map((mask) => [...mask]);
     this.history = prompts.inputIds.map((ids, r) => ids.filter((_, t) => prompts.attentionMask[r][t] === 1));
@@ -66,6 +66,12 @@ export class DecodingBatch {
     const [, positions, vocab] = this.logits.dims;
     const start = (this.logitsRows[row] * positions + positions - 1) * vocab;
     return this.logits.data.subarray(start, start + vocab);
+  }
+
+  /** log(sum(exp(logits))) of a row's next-token logits. */
+  logsumexpOf(row: number): number {
+    const positions = this.logits.dims[1];
+    return this.logits.logsumexp[this.logitsRows[row] * positions + positions - 1];
   }
 
   /** Tokens generated so far by a row. */

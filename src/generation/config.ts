@@ -35,6 +35,15 @@ export interface GenerationConfig {
   stop?: string[];
   /** Makes sampling reproducible run to run. Without it sampling is seeded from crypto randomness. */
   seed?: number;
+  /**
+   * With return_dict_in_generate: also return, per sequence and step, the log-probability of the chosen token
+   * and of the `top_logprobs` most likely ones (greedy and sampling; not beam search).
+   */
+  output_scores?: boolean;
+  /** Return { sequences, scores } instead of the sequences alone, as transformers does. */
+  return_dict_in_generate?: boolean;
+  /** Alternatives reported per step with output_scores (default 0, at most 20). */
+  top_logprobs?: number;
 }
 
 export class GenerationError extends Error {
@@ -68,6 +77,8 @@ export interface ResolvedGenerationConfig {
   earlyStopping: boolean | 'never';
   stop: string[];
   seed: number | undefined;
+  outputScores: boolean;
+  topLogprobs: number;
 }
 
 export interface GenerationContext {
@@ -79,6 +90,7 @@ export interface GenerationContext {
 
 const DEFAULT_MAX_LENGTH = 20;
 const DEFAULT_TOP_K = 50;
+const MAX_TOP_LOGPROBS = 20;
 
 /** The token fed to and written after finished rows. Rows only finish early through eos or stop, which both imply one. */
 export function fillToken(config: ResolvedGenerationConfig): number {
@@ -172,6 +184,13 @@ export function resolveGenerationConfig(config: GenerationConfig, context: Gener
 
   const seed = config.seed;
   if (seed !== undefined && !Number.isSafeInteger(seed)) throw invalid('seed', seed, 'must be a safe integer');
+  const outputScores = config.output_scores ?? false;
+  if (typeof outputScores !== 'boolean') throw invalid('output_scores', outputScores, 'must be true or false');
+  if (outputScores && numBeams > 1) {
+    throw new GenerationError('output_scores is available for greedy decoding and sampling, not with num_beams > 1.');
+  }
+  const topLogprobs = optionalInteger('top_logprobs', config.top_logprobs, 0) ?? 0;
+  if (topLogprobs > MAX_TOP_LOGPROBS) throw invalid('top_logprobs', topLogprobs, `must be at most ${MAX_TOP_LOGPROBS}`);
 
   // Temperature 0 is the limit of ever sharper sampling: the argmax. Treating it as greedy (instead of
   // transformers' error) lets callers sweep temperatures down to 0 without switching do_sample.
@@ -208,6 +227,8 @@ export function resolveGenerationConfig(config: GenerationConfig, context: Gener
     earlyStopping,
     stop,
     seed,
+    outputScores,
+    topLogprobs,
   };
 }
 

@@ -9,8 +9,8 @@ import {
   type GenerationConfig,
   type ResolvedGenerationConfig,
 } from './config.js';
-import { applyProcessors, buildLogitsProcessors, buildLogitsWarpers } from './logits-process.js';
-import { argmax, createRandom, sampleIndex, softmax } from './sampling.js';
+import { TokenChooser, tokenScores, type TokenScores } from './choose.js';
+import { createRandom } from './sampling.js';
 import { StopStringMatcher, type Decode } from './stopping.js';
 import type { TokenStreamer } from './streamer.js';
 
@@ -38,12 +38,27 @@ export interface GenerateRequest {
   streamer?: TokenStreamer;
 }
 
+/** generate()'s result with return_dict_in_generate (transformers' GenerateDecoderOnlyOutput). */
+export interface GenerateOutput {
+  sequences: number[][];
+  /**
+   * With output_scores: per returned sequence, one entry per generated token (padding after it finished
+   * excluded). transformers returns processed scores per step instead; these are the model's log-probabilities.
+   */
+  scores?: TokenScores[][];
+}
+
 /**
  * Returns prompt + new tokens per returned sequence (batch * num_return_sequences rows, grouped by
  * prompt), as transformers does; rows that finished early are padded on the right with pad_token_id
  * (or the first eos id when there is no pad token).
  */
 export async function generate(model: GenerateModel, request: GenerateRequest): Promise<number[][]> {
+  return (await generateOutput(model, request)).sequences;
+}
+
+/** generate() returning { sequences, scores } (scores with config.output_scores). */
+export async function generateOutput(model: GenerateModel, request: GenerateRequest): Promise<GenerateOutput> {
   const { streamer } = request;
   try {
     const prompts = checkPrompts(request, model.vocabSize);
@@ -53,18 +68,20 @@ export async function generate(model: GenerateModel, request: GenerateRequest): 
     const stops = new StopStringMatcher(config.stop, request.decode);
     const session = model.createSession(prompts.inputIds.length, config.maxLength);
     let newTokens: number[][];
+    let scores: TokenScores[][] | undefined;
     try {
       if (config.numBeams > 1) {
         newTokens = await beamSearch(session, prompts, config, stops);
         if (newTokens[0].length > 0) streamer?.put(newTokens[0]);
       } else {
-        newTokens = await sampleOrGreedy(session, prompts, config, stops, streamer);
+        ({ newTokens, scores } = await sampleOrGreedy(session, prompts, config, stops, streamer));
       }
     } finally {
       session.dispose();
     }
     streamer?.end();
-    return assembleSequences(prompts.inputIds, config.numReturnSequences, newTokens, config);
+    const sequences = assembleSequences(prompts.inputIds, config.numReturnSequences, newTokens, config);
+    return config.outputScores ? { sequences, scores } : { sequences };
   } catch (error) {
     if (streamer?.abort) streamer.abort(error);
     else streamer?.end();
@@ -74,7 +91,7 @@ export async function generate(model: GenerateModel, request: GenerateRequest): 
 
 /**
  * Greedy decoding and multinomial sampling (transformers' _sample). Returns each row's new tokens
- * without the padding written after it finished.
+ * without the padding written after it finished, and their scores when config.outputScores.
  */
 async function sampleOrGreedy(
   session: DecoderSession,
@@ -82,11 +99,10 @@ async function sampleOrGreedy(
   config: ResolvedGenerationConfig,
   stops: StopStringMatcher,
   streamer: TokenStreamer | undefined,
-): Promise<number[][]> {
+): Promise<{ newTokens: number[][]; scores?: TokenScores[][] }> {
   const batch = await DecodingBatch.start(session, prompts, config.numReturnSequences);
-  const processors = buildLogitsProcessors(config);
-  const warpers = config.doSample ? buildLogitsWarpers(config, 1) : [];
-  const random = config.doSample ? createRandom(config.seed) : null;
+  const chooser = new TokenChooser(config, config.doSample ? createRandom(config.seed) : null);
+  const scores: TokenScores[][] = Array.from({ length: batch.rowCount }, () => []);
   const eos = new Set(config.eosTokenIds);
   /** For each finished row, how many of its new tokens it keeps. */
   const keptCounts = new Array<number | null>(batch.rowCount).fill(null);
@@ -95,12 +111,10 @@ async function sampleOrGreedy(
   for (let length = prompts.inputIds[0].length; ; ) {
     const nextTokens = keptCounts.map((kept, row) => {
       if (kept !== null) return fillToken(config);
-      const scores = Float64Array.from(batch.logitsOf(row));
-      const history = { tokens: batch.history[row], currentLength: length };
-      applyProcessors(processors, scores, history);
-      if (!random) return argmax(scores);
-      applyProcessors(warpers, scores, history);
-      return sampleIndex(softmax(scores), random);
+      const logits = batch.logitsOf(row);
+      const token = chooser.choose(logits, { tokens: batch.history[row], currentLength: length });
+      if (config.outputScores) scores[row].push(tokenScores(logits, batch.logsumexpOf(row), token, config.topLogprobs));
+      return token;
     });
     batch.push(nextTokens);
     length++;
@@ -116,7 +130,8 @@ async function sampleOrGreedy(
 
   const newTokens = keptCounts.map((kept, row) => batch.generatedTokens(row).slice(0, kept ?? undefined));
   stream.update(newTokens[0], newTokens[0].length);
-  return newTokens;
+  if (!config.outputScores) return { newTokens };
+  return { newTokens, scores: scores.map((row, r) => row.slice(0, newTokens[r].length)) };
 }
 
 /**

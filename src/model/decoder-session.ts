@@ -28,7 +28,7 @@ const CAPACITY_STEP = 64;
  * One layer's cache: keys transposed [batch, heads, head_dim, capacity], values [batch, heads, capacity, head_dim].
  * Global layers keep every slot (index = slot); local layers keep a ring of their window (index = slot % window).
  */
-interface LayerCache {
+export interface LayerCache {
   keysT: Float32Array;
   values: Float32Array;
 }
@@ -192,31 +192,19 @@ export class GPTNeoDecoderSession implements DecoderSession {
     this.caches = [];
   }
 
-  /** Cache index of a slot: global layers keep every slot, local layers a ring of `window` slots. */
-  private index(kind: AttentionType, slot: number): number {
-    return kind === 'local' ? slot % this.config.window_size : slot;
-  }
-
   /** Writes this step's keys and values into the cache (room was reserved before the run). */
   private store(outputs: Record<string, OrtTensor>, T: number): void {
-    const { num_heads: H } = this.config;
-    const D = this.headDim;
     this.caches.forEach((cache, layer) => {
       const kind = this.config.attention_layers[layer]!;
-      const capacity = this.capacity[kind];
-      const newKeysT = outputs[IO.newKeys(layer)]!.data as Float32Array;
-      const newValues = outputs[IO.newValues(layer)]!.data as Float32Array;
-      // A local layer only needs the last `window` of the new tokens. New tokens fill consecutive cache
-      // indices, in one run (global) or two where a local layer's ring wraps around.
-      for (let t = kind === 'local' ? Math.max(0, T - this.config.window_size) : 0; t < T; ) {
-        const index = this.index(kind, this.pastLen + t);
-        const length = Math.min(T - t, capacity - index);
-        for (let bh = 0; bh < this.rows * H; bh++) {
-          copy(newValues, (bh * T + t) * D, cache.values, (bh * capacity + index) * D, length * D);
-          for (let d = 0; d < D; d++) copy(newKeysT, (bh * D + d) * T + t, cache.keysT, (bh * D + d) * capacity + index, length);
-        }
-        t += length;
-      }
+      storeNewTokens(cache, this.capacity[kind], newKeysAndValues(outputs, layer), {
+        T,
+        headDim: this.headDim,
+        heads: this.rows * this.config.num_heads,
+        fedHead: 0,
+        cachedHead: 0,
+        past: this.pastLen,
+        window: kind === 'local' ? this.config.window_size : null,
+      });
     });
     this.pastLen += T;
   }
@@ -257,28 +245,80 @@ export class GPTNeoDecoderSession implements DecoderSession {
   private attentionBias(kind: AttentionType, capacity: number, mask: number[][], T: number): Float32Array {
     const past = this.pastLen;
     const window = kind === 'local' ? this.config.window_size : Infinity;
-    const width = capacity + T;
-    const bias = new Float32Array(mask.length * T * width).fill(HIDDEN);
-    // The slot each cache index holds (or -1 when empty): the latest past slot that maps to that index.
-    const slotAt = new Int32Array(capacity).fill(-1);
-    for (let slot = Math.max(0, past - Math.min(window, capacity)); slot < past; slot++) slotAt[this.index(kind, slot)] = slot;
-    mask.forEach((row, b) => {
-      for (let t = 0; t < T; t++) {
-        const query = past + t;
-        const offset = (b * T + t) * width;
-        for (let i = 0; i < capacity; i++) {
-          const j = slotAt[i]!;
-          if (j >= 0 && query - j < window && row[j]) bias[offset + i] = 0;
-        }
-        for (let k = Math.max(0, t - window + 1); k <= t; k++) if (row[past + k]) bias[offset + capacity + k] = 0;
-      }
-    });
+    const bias = new Float32Array(mask.length * T * (capacity + T)).fill(HIDDEN);
+    const slotAt = cachedSlots(past, capacity, window);
+    mask.forEach((row, b) => writeRowBias(bias, b, { past, T, capacity, window }, slotAt, (slot) => row[slot] === 1));
     return bias;
   }
 }
 
+/**
+ * The slot each cache index holds (or -1 when empty): the latest past slot that maps to that index (index = slot,
+ * or slot % window in a local layer's ring).
+ */
+export function cachedSlots(past: number, capacity: number, window: number): Int32Array {
+  const slotAt = new Int32Array(capacity).fill(-1);
+  for (let slot = Math.max(0, past - Math.min(window, capacity)); slot < past; slot++) slotAt[slot % window] = slot;
+  return slotAt;
+}
+
+/**
+ * Opens row b of a [rows, 1, T, capacity + T] bias (filled with HIDDEN): query t sits in slot past + t and sees
+ * slot j iff j <= past + t, past + t - window < j, and j is not padding (`visible`).
+ */
+export function writeRowBias(
+  bias: Float32Array,
+  b: number,
+  at: { past: number; T: number; capacity: number; window: number },
+  slotAt: Int32Array,
+  visible: (slot: number) => boolean,
+): void {
+  const { past, T, capacity, window } = at;
+  const width = capacity + T;
+  for (let t = 0; t < T; t++) {
+    const query = past + t;
+    const offset = (b * T + t) * width;
+    for (let i = 0; i < capacity; i++) {
+      const j = slotAt[i]!;
+      if (j >= 0 && query - j < window && visible(j)) bias[offset + i] = 0;
+    }
+    for (let k = Math.max(0, t - window + 1); k <= t; k++) if (visible(past + k)) bias[offset + capacity + k] = 0;
+  }
+}
+
+/** A layer's keys [batch, heads, head_dim, T] and values [batch, heads, T, head_dim] of the tokens just run. */
+export function newKeysAndValues(outputs: Record<string, OrtTensor>, layer: number): LayerCache {
+  return { keysT: outputs[IO.newKeys(layer)]!.data as Float32Array, values: outputs[IO.newValues(layer)]!.data as Float32Array };
+}
+
+/**
+ * Copies the T new tokens of `heads` consecutive (row, head) pairs of a layer's outputs, from pair `fedHead` on,
+ * into the cache from pair `cachedHead` on, the first token at position `past`. New tokens fill consecutive cache
+ * indices, in one run (global layers) or two where a local layer's ring of `window` wraps around; a local layer
+ * only needs the last `window` of them.
+ */
+export function storeNewTokens(
+  cache: LayerCache,
+  capacity: number,
+  fresh: LayerCache,
+  at: { T: number; headDim: number; heads: number; fedHead: number; cachedHead: number; past: number; window: number | null },
+): void {
+  const { T, headDim: D, window } = at;
+  for (let t = window === null ? 0 : Math.max(0, T - window); t < T; ) {
+    const index = window === null ? at.past + t : (at.past + t) % window;
+    const length = Math.min(T - t, capacity - index);
+    for (let h = 0; h < at.heads; h++) {
+      const fed = at.fedHead + h;
+      const cached = at.cachedHead + h;
+      copy(fresh.values, (fed * T + t) * D, cache.values, (cached * capacity + index) * D, length * D);
+      for (let d = 0; d < D; d++) copy(fresh.keysT, (fed * D + d) * T + t, cache.keysT, (cached * D + d) * capacity + index, length);
+    }
+    t += length;
+  }
+}
+
 /** Cache slots for `total` tokens: whole steps of CAPACITY_STEP. */
-function slotsFor(total: number): number {
+export function slotsFor(total: number): number {
   return Math.max(1, Math.ceil(total / CAPACITY_STEP)) * CAPACITY_STEP;
 }
 

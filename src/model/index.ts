@@ -1,5 +1,6 @@
 export { ConfigError, type GPTNeoConfig, loadConfig, parseConfig } from './config.js';
 export { InputError } from './decoder-session.js';
+export { KVSlot, KVSlotPool, type SlotInput } from './kv-slots.js';
 export {
   causalLMLoss,
   type CausalLMOutput,

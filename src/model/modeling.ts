@@ -1,8 +1,9 @@
-import { generate, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
+import { generateOutput, type GenerateOutput, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
 import type { Decode } from '../generation/index.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
 import { fullPass, hiddenStateOutputs } from './full-pass.js';
+import { KVSlotPool } from './kv-slots.js';
 import { IO } from './gpt-neo.js';
 import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel } from './load.js';
 import type { WeightFormat } from './parameters.js';
@@ -80,13 +81,21 @@ export class GPTNeoForCausalLM {
    * tokens per sequence. Positions come from attention_mask (cumsum - 1), so left-padded rows give
    * the tokens they would give alone.
    */
-  async generate({ input_ids, attention_mask, streamer, decode, ...options }: GenerateArguments): Promise<number[][]> {
+  async generate(args: GenerateArguments & { return_dict_in_generate: true }): Promise<GenerateOutput>;
+  async generate(args: GenerateArguments): Promise<number[][]>;
+  async generate({ input_ids, attention_mask, streamer, decode, ...options }: GenerateArguments): Promise<number[][] | GenerateOutput> {
     const config: GenerationConfig = {
       eos_token_id: this.config.eos_token_id,
       pad_token_id: this.config.pad_token_id,
       ...options,
     };
-    return generate(this, { input_ids, attention_mask, config, streamer, decode });
+    const output = await generateOutput(this, { input_ids, attention_mask, config, streamer, decode });
+    return options.return_dict_in_generate ? output : output.sequences;
+  }
+
+  /** The KV cache of a server: `maxBatch` slots that sequences take and free between steps (see KVSlotPool). */
+  createSlotPool(maxBatch: number, maxLength?: number): KVSlotPool {
+    return new KVSlotPool(this.model.runtime, this.config, this.model.embeddings, maxBatch, maxLength);
   }
 
   get vocabSize(): number {

@@ -1,0 +1,137 @@
+// The server scenario of `npm run bench`, in one fresh process: generate() directly, then the same model behind
+// `createServer()` on 127.0.0.1 with one stream, 8 concurrent streams, and a 128-token prompt arriving while 7
+// streams decode. Prints a JSON ServeReport on stdout.
+import { copyFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { createServer } from '../serve/index.js';
+import { weightBytes } from './weight-bytes.js';
+
+export interface ServeReport {
+  /** New tokens per second of generate() (greedy, 64 tokens after a 16-token prompt), request to last token. */
+  generateTokensPerSecond: number;
+  /** The same request as one stream through the server. */
+  singleStreamTokensPerSecond: number;
+  /** 8 such streams at once: all their tokens over the time until the last one ends. */
+  eightStreamsTokensPerSecond: number;
+  /**
+   * One decoding step of the slot pool for 1 row and for 8 rows, fastest of 12 tries taken in turns, so a busy
+   * machine slows both alike: 8 x one / eight is the batch's aggregate speed-up without HTTP or scheduling.
+   */
+  stepSeconds: { one: number; eight: number };
+  /** Time to first token of a 128-token prompt sent while 7 streams decode, each of `trials` tries. */
+  firstTokenSeconds: number[];
+  peakRssBytes: number;
+  /** Weights + `maxBatch` full-context KV caches + 0.5 GB. */
+  rssBudgetBytes: number;
+}
+
+const [folder, dtype, threadsText, tokenizerFolder] = process.argv.slice(2) as [string, WeightFormat, string, string];
+const threads = Number(threadsText);
+const NEW_TOKENS = 64;
+const MAX_BATCH = 8;
+const TRIALS = 5;
+const prompt = (length: number, salt: number) => Array.from({ length }, (_, i) => (i * 7919 + salt * 104729) % 50000);
+
+// The random checkpoint has no tokenizer; GPT-2's files of the test fixtures serve (ids are all the bench sends).
+for (const file of ['vocab.json', 'merges.txt']) {
+  if (!existsSync(path.join(folder, file))) await copyFile(path.join(tokenizerFolder, file), path.join(folder, file));
+}
+
+const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads });
+await model.generate({ input_ids: [prompt(16, 0)], max_new_tokens: 2 }); // warm-up
+let started = performance.now();
+await model.generate({ input_ids: [prompt(16, 1)], max_new_tokens: NEW_TOKENS, eos_token_id: null });
+const generateTokensPerSecond = NEW_TOKENS / ((performance.now() - started) / 1000);
+const pool = model.createSlotPool(MAX_BATCH);
+const slots = Array.from({ length: MAX_BATCH }, () => pool.acquire(16 + NEW_TOKENS)!);
+for (const [i, slot] of slots.entries()) await pool.forward([{ slot, tokens: prompt(16, 20 + i) }]);
+const stepSeconds = { one: Infinity, eight: Infinity };
+const timed = async (run: () => Promise<unknown>) => {
+  const start = performance.now();
+  await run();
+  return (performance.now() - start) / 1000;
+};
+for (let round = 0; round < 12; round++) {
+  stepSeconds.one = Math.min(stepSeconds.one, await timed(() => pool.forward([{ slot: slots[0]!, tokens: [11] }])));
+  stepSeconds.eight = Math.min(stepSeconds.eight, await timed(() => pool.forward(slots.map((slot) => ({ slot, tokens: [11] })))));
+}
+const { hidden_size: C, max_position_embeddings: P, attention_layers, window_size } = model.config;
+// Keys and values in float32 for every slot of a full context (local layers: their window).
+const cacheBytesPerRow = attention_layers.reduce((sum, kind) => sum + 2 * 4 * C * (kind === 'local' ? window_size : P), 0);
+const rssBudgetBytes = weightBytes(model.config, dtype).total + MAX_BATCH * cacheBytesPerRow + 0.5e9;
+await model.dispose();
+
+const server = await createServer({ model: folder, dtype, threads, port: 0, maxBatch: MAX_BATCH });
+const url = await server.listen();
+
+/** Streams one completion; resolves with the time of its first token and of its end, in ms. */
+async function stream(tokens: number[], maxTokens: number, onFirstToken?: () => void): Promise<{ first: number; end: number; count: number }> {
+  const response = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: server.modelName,
+      prompt: tokens,
+      max_tokens: maxTokens,
+      temperature: 0,
+      stream: true,
+      logprobs: 0, // every token gets a chunk, even one that is half a character
+      logit_bias: { 50256: -100 }, // random weights must not end early
+    }),
+  });
+  if (!response.ok || !response.body) throw new Error(`server answered ${response.status}: ${await response.text()}`);
+  let first = 0;
+  let count = 0;
+  const decoder = new TextDecoder();
+  for await (const bytes of response.body) {
+    for (const line of decoder.decode(bytes, { stream: true }).split('\n')) {
+      if (!line.startsWith('data: {')) continue;
+      const chunk = JSON.parse(line.slice(6)) as { choices: { logprobs: { tokens: string[] } | null }[] };
+      const tokensInChunk = chunk.choices[0]?.logprobs?.tokens.length ?? 0;
+      if (tokensInChunk > 0 && first === 0) {
+        first = performance.now();
+        onFirstToken?.();
+      }
+      count += tokensInChunk;
+    }
+  }
+  return { first, end: performance.now(), count };
+}
+
+await stream(prompt(16, 2), 2); // warm-up
+started = performance.now();
+const single = await stream(prompt(16, 1), NEW_TOKENS);
+const singleStreamTokensPerSecond = single.count / ((single.end - started) / 1000);
+
+started = performance.now();
+const eight = await Promise.all(Array.from({ length: 8 }, (_, i) => stream(prompt(16, 10 + i), NEW_TOKENS)));
+const eightStreamsTokensPerSecond =
+  eight.reduce((sum, s) => sum + s.count, 0) / ((Math.max(...eight.map((s) => s.end)) - started) / 1000);
+
+const firstTokenSeconds: number[] = [];
+for (let trial = 0; trial < TRIALS; trial++) {
+  // The late prompt is sent once all 7 are past their prompts and decoding.
+  let decoding = 0;
+  let allDecoding!: () => void;
+  const ready = new Promise<void>((resolve) => (allDecoding = resolve));
+  const background = Array.from({ length: 7 }, (_, i) => stream(prompt(16, 100 * trial + i), NEW_TOKENS, () => ++decoding === 7 && allDecoding()));
+  await ready;
+  const sent = performance.now();
+  const late = await stream(prompt(128, 1000 + trial), 1);
+  firstTokenSeconds.push((late.first - sent) / 1000);
+  await Promise.all(background);
+}
+await server.close();
+
+const report: ServeReport = {
+  generateTokensPerSecond,
+  singleStreamTokensPerSecond,
+  eightStreamsTokensPerSecond,
+  stepSeconds,
+  firstTokenSeconds,
+  peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  rssBudgetBytes,
+};
+process.stdout.write(JSON.stringify(report));

@@ -1,0 +1,16 @@
+import { LINEAR_BYTES_PER_PARAMETER, type GPTNeoConfig, type WeightFormat } from '../model/index.js';
+
+/**
+ * Bytes of weights one decoded token reads (every linear layer and the head) and bytes of all weights the model
+ * holds, for a GPT-Neo config in a weight format.
+ */
+export function weightBytes(config: GPTNeoConfig, dtype: WeightFormat): { perToken: number; total: number } {
+  const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V, max_position_embeddings: P } = config;
+  const blockParams = L * (4 * C * C + 2 * C * I);
+  const headParams = V * C;
+  // q8 keeps the tied head in float32.
+  const perToken =
+    LINEAR_BYTES_PER_PARAMETER[dtype] * blockParams + LINEAR_BYTES_PER_PARAMETER[dtype === 'q8' ? 'fp32' : dtype] * headParams;
+  // Plus the position embeddings, and for q4 the float32 token embeddings next to the quantized head.
+  return { perToken, total: perToken + 4 * P * C + (dtype === 'q4' ? 4 * headParams : 0) };
+}

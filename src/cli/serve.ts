@@ -1,0 +1,58 @@
+import { Command, Option } from 'commander';
+import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
+import { createServer } from '../serve/index.js';
+import { hubOptions, hubOptionsFrom, integer } from './options.js';
+
+// Every flag can also come from the environment (GPT_NEO_<FLAG>), as containers are configured.
+export function serveCommand(): Command {
+  const command = new Command('serve')
+    .description('Serve a model over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics)')
+    .addOption(new Option('-m, --model <id-or-folder>', 'Hugging Face model id or local folder').env('GPT_NEO_MODEL').default('EleutherAI/gpt-neo-1.3B'))
+    .addOption(new Option('--served-model-name <name>', "the name clients use in 'model' (default: --model)").env('GPT_NEO_SERVED_MODEL_NAME'))
+    .addOption(new Option('--dtype <format>', 'weight format').choices(WEIGHT_FORMATS).env('GPT_NEO_DTYPE').default('fp32'))
+    .addOption(new Option('--threads <n>', 'compute threads (default: number of cores)').argParser(integer).env('GPT_NEO_THREADS'))
+    .addOption(new Option('--host <address>', 'address to bind').env('GPT_NEO_HOST').default('127.0.0.1'))
+    .addOption(new Option('--port <n>', 'port (0: any free port)').argParser(integer).env('GPT_NEO_PORT').default(8000))
+    .addOption(new Option('--max-batch <n>', 'sequences decoded together (KV-cache slots)').argParser(integer).env('GPT_NEO_MAX_BATCH').default(8))
+    .addOption(new Option('--max-queue <n>', 'waiting sequences before requests get 429').argParser(integer).env('GPT_NEO_MAX_QUEUE').default(64))
+    .addOption(new Option('--max-body <bytes>', 'largest request body').argParser(integer).env('GPT_NEO_MAX_BODY').default(4 * 2 ** 20))
+    .addOption(new Option('--prefill-chunk <n>', 'prompt tokens per chunk between decoding steps').argParser(integer).env('GPT_NEO_PREFILL_CHUNK').default(128))
+    .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, how long running requests may finish').argParser(integer).env('GPT_NEO_DRAIN_TIMEOUT').default(30))
+    .addOption(new Option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (default: CORS off)').env('GPT_NEO_CORS_ORIGIN'))
+    .option('--log', 'log every request (JSON lines on stdout)')
+    .addHelpText('after', '\nEnvironment:\n  GPT_NEO_API_KEY   when set, /v1 requests need "Authorization: Bearer <key>" (read only from the environment)');
+  hubOptions(command);
+  return command.action(async (flags: Record<string, unknown>) => {
+    const server = await createServer({
+      model: flags.model as string,
+      servedModelName: flags.servedModelName as string | undefined,
+      dtype: flags.dtype as WeightFormat,
+      threads: flags.threads as number | undefined,
+      host: flags.host as string,
+      port: flags.port as number,
+      maxBatch: flags.maxBatch as number,
+      maxQueue: flags.maxQueue as number,
+      maxBody: flags.maxBody as number,
+      prefillChunk: flags.prefillChunk as number,
+      drainTimeoutMs: (flags.drainTimeout as number) * 1000,
+      // The key only from the environment: a flag would show in the process list.
+      apiKey: process.env.GPT_NEO_API_KEY || undefined,
+      corsOrigins: typeof flags.corsOrigin === 'string' ? flags.corsOrigin.split(',').map((o) => o.trim()).filter(Boolean) : undefined,
+      logger: flags.log === true,
+      ...hubOptionsFrom(flags),
+    });
+    const url = await server.listen();
+    process.stderr.write(`gpt-neo: serving '${server.modelName}' at ${url}/v1\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        process.stderr.write(`gpt-neo: ${signal}, finishing running requests\n`);
+        server.drain().then(resolve, (error: unknown) => {
+          process.stderr.write(`gpt-neo: ${(error as Error).message}\n`);
+          resolve();
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+  });
+}

@@ -1,0 +1,53 @@
+/** Choosing one row's next token, and the log-probabilities reported for it (output_scores, OpenAI's logprobs). */
+import type { ResolvedGenerationConfig } from './config.js';
+import { applyProcessors, buildLogitsProcessors, buildLogitsWarpers, type LogitsProcessor, type RowHistory } from './logits-process.js';
+import { argmax, sampleIndex, softmax, type RandomSource } from './sampling.js';
+import { largestIndices } from './select.js';
+
+/**
+ * Greedy or sampled choice as transformers' _sample makes it: processors, then (sampling) warpers and a draw.
+ * `extraProcessors` run first (the server's logit_bias and OpenAI penalties).
+ */
+export class TokenChooser {
+  private readonly processors: LogitsProcessor[];
+  private readonly warpers: LogitsProcessor[];
+
+  constructor(
+    config: ResolvedGenerationConfig,
+    private readonly random: RandomSource | null,
+    extraProcessors: LogitsProcessor[] = [],
+  ) {
+    this.processors = [...extraProcessors, ...buildLogitsProcessors(config)];
+    this.warpers = random ? buildLogitsWarpers(config, 1) : [];
+  }
+
+  choose(logits: ArrayLike<number>, history: RowHistory): number {
+    const scores = Float64Array.from(logits);
+    applyProcessors(this.processors, scores, history);
+    if (!this.random) return argmax(scores);
+    applyProcessors(this.warpers, scores, history);
+    return sampleIndex(softmax(scores), this.random);
+  }
+}
+
+export interface TokenLogprob {
+  token: number;
+  /** Natural log of the model's probability of the token (before any processor or warper). */
+  logprob: number;
+}
+
+/** One generated token with its log-probability and the most likely alternatives at that step. */
+export interface TokenScores extends TokenLogprob {
+  /** The `topCount` most likely tokens, most likely first. */
+  top: TokenLogprob[];
+}
+
+/** Log-probabilities from a row's logits and their log(sum(exp)), as the model computes both. */
+export function tokenScores(logits: ArrayLike<number>, logsumexp: number, token: number, topCount: number): TokenScores {
+  const logprob = (id: number) => logits[id]! - logsumexp;
+  return {
+    token,
+    logprob: logprob(token),
+    top: largestIndices(logits, topCount).map((id) => ({ token: id, logprob: logprob(id) })),
+  };
+}

@@ -1,0 +1,2 @@
+export { createServer, type GPTNeoServer, type ServeOptions } from './server.js';
+export { DEFAULT_CHAT_TEMPLATE } from './chat-template.js';

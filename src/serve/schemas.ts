@@ -1,0 +1,121 @@
+/**
+ * JSON schemas of the request bodies, with OpenAI's field names, types and ranges; Fastify validates every
+ * body against them (Ajv, no type coercion) before a handler runs.
+ */
+
+/** The schema's type or null (one type list rather than anyOf, so a bad value gets the schema's own message). */
+const nullable = <S extends { type: string }>(schema: S) => ({ ...schema, type: [schema.type, 'null'] });
+
+const samplingProperties = {
+  model: { type: 'string', minLength: 1 },
+  max_tokens: nullable({ type: 'integer', minimum: 1 }),
+  temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
+  top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
+  n: nullable({ type: 'integer', minimum: 1, maximum: 128 }),
+  stop: {
+    anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 4 }, { type: 'null' }],
+  },
+  seed: nullable({ type: 'integer' }),
+  presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+  frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+  logit_bias: nullable({
+    type: 'object',
+    propertyNames: { pattern: '^[0-9]+$' },
+    additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
+  }),
+  stream: nullable({ type: 'boolean' }),
+  stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
+  user: { type: 'string' },
+} as const;
+
+const tokenIds = { type: 'array', items: { type: 'integer' }, minItems: 1 } as const;
+
+export const completionSchema = {
+  type: 'object',
+  required: ['model', 'prompt'],
+  properties: {
+    ...samplingProperties,
+    prompt: {
+      anyOf: [
+        { type: 'string' },
+        { type: 'array', items: { type: 'string' }, minItems: 1 },
+        tokenIds,
+        { type: 'array', items: tokenIds, minItems: 1 },
+      ],
+    },
+    logprobs: nullable({ type: 'integer', minimum: 0, maximum: 5 }),
+    echo: nullable({ type: 'boolean' }),
+  },
+} as const;
+
+const textPart = {
+  type: 'object',
+  required: ['type', 'text'],
+  properties: { type: { const: 'text' }, text: { type: 'string' } },
+} as const;
+
+export const chatCompletionSchema = {
+  type: 'object',
+  required: ['model', 'messages'],
+  properties: {
+    ...samplingProperties,
+    max_completion_tokens: nullable({ type: 'integer', minimum: 1 }),
+    messages: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['role'],
+        properties: {
+          role: { enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
+          content: { anyOf: [{ type: 'string' }, { type: 'array', items: textPart }, { type: 'null' }] },
+          name: { type: 'string' },
+        },
+      },
+    },
+    logprobs: nullable({ type: 'boolean' }),
+    top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
+  },
+} as const;
+
+/** What a field accepts, for messages about fields whose schema is a choice of shapes. */
+export const FIELD_EXPECTATIONS: Record<string, string> = {
+  prompt: 'a string, an array of strings, an array of token ids or an array of arrays of token ids',
+  stop: 'a string or an array of at most 4 strings',
+  content: 'a string or an array of text parts',
+};
+
+export interface SamplingBody {
+  model: string;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  n?: number | null;
+  stop?: string | string[] | null;
+  seed?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  user?: string;
+}
+
+export interface CompletionBody extends SamplingBody {
+  prompt: string | string[] | number[] | number[][];
+  logprobs?: number | null;
+  echo?: boolean | null;
+}
+
+export interface ChatMessage {
+  role: string;
+  content?: string | { type: 'text'; text: string }[] | null;
+  name?: string;
+}
+
+export interface ChatCompletionBody extends SamplingBody {
+  messages: ChatMessage[];
+  max_completion_tokens?: number | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+}

@@ -1,0 +1,301 @@
+/**
+ * createServer(): a GPT-Neo model behind OpenAI's HTTP API (Fastify: routing, JSON-schema validation of every
+ * body, body limits), with continuous batching underneath (Engine over a KVSlotPool).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import cors from '@fastify/cors';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type HubOptions, resolveModelFolder } from '../hub/index.js';
+import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
+import { ChatTemplate } from './chat-template.js';
+import { type ChoicePlan, runChoices, type RunOptions } from './choices.js';
+import { Engine } from './engine.js';
+import { invalidRequest, OpenAIError } from './errors.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { answer, chatFormat, completionFormat, type ResponseFormat } from './responses.js';
+import {
+  type ChatCompletionBody,
+  chatCompletionSchema,
+  type CompletionBody,
+  completionSchema,
+  FIELD_EXPECTATIONS,
+  type SamplingBody,
+} from './schemas.js';
+
+export interface ServeOptions extends Omit<HubOptions, 'progress'> {
+  /** Hugging Face model id or local folder. */
+  model: string;
+  /** The name clients put in `model` (default: `model`). */
+  servedModelName?: string;
+  dtype?: WeightFormat;
+  threads?: number;
+  /** Default 127.0.0.1: reachable from this machine only unless asked. */
+  host?: string;
+  /** Default 8000; 0 picks a free port. */
+  port?: number;
+  /** KV-cache slots: sequences decoded together (default 8). */
+  maxBatch?: number;
+  /** Sequences that may wait for a slot before requests get 429 (default 64). */
+  maxQueue?: number;
+  /** Largest request body in bytes (default 4 MB). */
+  maxBody?: number;
+  /** Required as `Authorization: Bearer <key>` on /v1 routes when set. */
+  apiKey?: string;
+  /** Origins allowed by CORS; none (the default) turns CORS off. */
+  corsOrigins?: string[];
+  /** How long drain() lets running requests finish, in ms (default 30 000). */
+  drainTimeoutMs?: number;
+  /** Prompt tokens per chunk interleaved with decoding steps (default 128). */
+  prefillChunk?: number;
+  /** Fastify's request log (pino) on stdout. */
+  logger?: boolean;
+}
+
+export interface GPTNeoServer {
+  readonly app: FastifyInstance;
+  readonly modelName: string;
+  /** Starts listening; returns the base URL (http://host:port). */
+  listen(): Promise<string>;
+  /** Stops accepting requests (503), lets running ones finish up to the drain timeout, then closes. */
+  drain(): Promise<void>;
+  /** Closes at once, cancelling running requests. */
+  close(): Promise<void>;
+}
+
+const DEFAULTS = { host: '127.0.0.1', port: 8000, maxBatch: 8, maxQueue: 64, maxBody: 4 * 2 ** 20, drainTimeoutMs: 30_000, prefillChunk: 128 };
+
+export async function createServer(options: ServeOptions): Promise<GPTNeoServer> {
+  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  for (const key of ['maxBatch', 'maxQueue', 'maxBody', 'prefillChunk'] as const) {
+    if (!Number.isInteger(settings[key]) || settings[key] < 1) throw new Error(`${key} must be an integer >= 1, got ${settings[key]}`);
+  }
+  const folder = await resolveModelFolder(options.model, { revision: options.revision, offline: options.offline });
+  const tokenizer = await AutoTokenizer.from_pretrained(folder);
+  const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype: options.dtype, threads: options.threads });
+  const engine = new Engine(model.createSlotPool(settings.maxBatch), {
+    maxQueue: settings.maxQueue,
+    prefillChunk: settings.prefillChunk,
+    decode: (ids) => tokenizer.decode(ids),
+  });
+  const modelName = options.servedModelName ?? options.model;
+  const chatTemplate = ChatTemplate.forModel(folder, {
+    bos_token: tokenizer.bos_token,
+    eos_token: tokenizer.eos_token,
+    pad_token: tokenizer.pad_token,
+    unk_token: tokenizer.unk_token,
+  });
+  const metrics = createMetrics({ queueLength: () => engine.queueLength, runningBatch: () => engine.runningCount });
+  let draining = false;
+
+  const app = Fastify({
+    logger: settings.logger ?? false,
+    bodyLimit: settings.maxBody,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  });
+  if (settings.corsOrigins && settings.corsOrigins.length > 0) await app.register(cors, { origin: settings.corsOrigins });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.on('finish', () =>
+      metrics.requests.inc({ endpoint: request.routeOptions.url ?? 'unknown', status: String(reply.raw.statusCode) }),
+    );
+    if (draining && request.url !== '/metrics') {
+      if (request.url === '/health') return reply.code(503).send({ status: 'draining' });
+      throw new OpenAIError(503, 'The server is shutting down and accepts no new requests.', 'service_unavailable_error');
+    }
+    if (settings.apiKey !== undefined && request.url.startsWith('/v1/')) checkApiKey(request, settings.apiKey);
+  });
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const failure = toOpenAIError(error, settings.maxBody);
+    if (failure.status >= 500) request.log.error(error);
+    return reply.code(failure.status).headers(failure.headers).send(failure.body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const failure = new OpenAIError(404, `Invalid URL (${request.method} ${request.url})`, 'invalid_request_error', null, 'unknown_url');
+    return reply.code(404).send(failure.body);
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [{ id: modelName, object: 'model', created: Math.floor(Date.now() / 1000), owned_by: 'gpt-neo', max_model_len: model.maxPositions }],
+  }));
+
+  const context = { engine, tokenizer, metrics, modelName, maxQueue: settings.maxQueue, maxPositions: model.maxPositions, eos: model.config.eos_token_id };
+
+  app.post('/v1/completions', { schema: { body: completionSchema } }, async (request, reply) => {
+    const body = request.body as CompletionBody;
+    checkModel(body.model, modelName);
+    const prompts = completionPrompts(body.prompt, tokenizer, context.eos);
+    const logprobs = body.logprobs ?? null;
+    const echo = body.echo ?? false;
+    const format = completionFormat(tokenizer, prompts, body.n ?? 1, { echo, logprobs: logprobs !== null });
+    await generateAnswer(context, request, reply, body, prompts, format, {
+      defaultMaxTokens: 16,
+      maxTokens: body.max_tokens,
+      maxTokensField: 'max_tokens',
+      logprobs,
+      promptScores: echo && logprobs !== null,
+    });
+  });
+
+  app.post('/v1/chat/completions', { schema: { body: chatCompletionSchema } }, async (request, reply) => {
+    const body = request.body as ChatCompletionBody;
+    checkModel(body.model, modelName);
+    const text = chatTemplate.render(body.messages);
+    const prompts = [{ text, tokens: tokenizer.encode(text) }];
+    const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
+    await generateAnswer(context, request, reply, body, prompts, chatFormat(tokenizer, { logprobs: logprobs !== null }), {
+      defaultMaxTokens: null,
+      maxTokens: body.max_completion_tokens ?? body.max_tokens,
+      maxTokensField: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
+      logprobs,
+      promptScores: false,
+    });
+  });
+
+  let closed: Promise<void> | null = null;
+  /** Graceful: idle connections close at once, running responses are written out first. Otherwise all are cut. */
+  const close = (graceful: boolean) =>
+    (closed ??= (async () => {
+      const closing = app.close();
+      if (!graceful) app.server.closeAllConnections();
+      await closing;
+      await engine.idle();
+      await model.dispose();
+    })());
+
+  return {
+    app,
+    modelName,
+    async listen() {
+      return app.listen({ host: settings.host, port: settings.port });
+    },
+    async drain() {
+      draining = true;
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        engine.idle().then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), settings.drainTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      await close(finished);
+    },
+    close: () => close(false),
+  };
+}
+
+interface Context {
+  engine: Engine;
+  tokenizer: GPT2Tokenizer;
+  metrics: ServerMetrics;
+  modelName: string;
+  maxQueue: number;
+  maxPositions: number;
+  eos: number | null;
+}
+
+/** The part both endpoints share: run the choices, count them, answer whole or streamed. */
+async function generateAnswer(
+  context: Context,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: SamplingBody,
+  prompts: { text: string; tokens: number[] }[],
+  format: ResponseFormat,
+  run: Pick<RunOptions, 'defaultMaxTokens' | 'maxTokens' | 'maxTokensField' | 'logprobs' | 'promptScores'>,
+): Promise<void> {
+  const n = body.n ?? 1;
+  const choices = prompts.length * n;
+  if (choices > context.maxQueue) {
+    throw invalidRequest(`prompts × n is ${choices}, more sequences than the server queues (${context.maxQueue}, --max-queue)`, 'n');
+  }
+  const promptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);
+  const started = performance.now();
+  const lastTokenAt: (number | undefined)[] = [];
+  const plans: ChoicePlan[] = prompts.map((prompt, promptIndex) => ({ prompt: prompt.tokens, promptIndex }));
+  await answer(
+    reply,
+    {
+      model: context.modelName,
+      promptTokens,
+      choices,
+      stream: body.stream ?? false,
+      includeUsage: body.stream_options?.include_usage ?? false,
+      format,
+      onTokens(choice, count) {
+        const now = performance.now();
+        const last = lastTokenAt[choice];
+        if (last === undefined) context.metrics.timeToFirstToken.observe((now - started) / 1000);
+        else for (let i = 0; i < count; i++) context.metrics.timePerOutputToken.observe((now - last) / 1000 / count);
+        lastTokenAt[choice] = now;
+        context.metrics.generatedTokens.inc(count);
+      },
+    },
+    (events) => {
+      const running = runChoices(context.engine, context.tokenizer, plans, { body, maxPositions: context.maxPositions, eosTokenId: context.eos, ...run }, events);
+      context.metrics.promptTokens.inc(promptTokens);
+      request.log.debug({ choices }, 'generation started');
+      return running;
+    },
+  );
+}
+
+/** The prompts of a completion request as text and tokens; an empty prompt starts a new document (<|endoftext|>). */
+function completionPrompts(prompt: CompletionBody['prompt'], tokenizer: GPT2Tokenizer, eos: number | null): { text: string; tokens: number[] }[] {
+  const isTokenList = (value: unknown): value is number[] => Array.isArray(value) && value.every((v) => typeof v === 'number');
+  const rows: (string | number[])[] = typeof prompt === 'string' ? [prompt] : isTokenList(prompt) ? [prompt] : (prompt as (string | number[])[]);
+  return rows.map((row) => {
+    if (typeof row === 'string') {
+      const tokens = tokenizer.encode(row);
+      return { text: row, tokens: tokens.length === 0 && eos !== null ? [eos] : tokens };
+    }
+    const bad = row.find((id) => id < 0 || id >= tokenizer.vocab_size);
+    if (bad !== undefined) throw invalidRequest(`prompt holds token id ${bad}, outside the vocabulary (0..${tokenizer.vocab_size - 1})`, 'prompt');
+    return { text: tokenizer.decode(row), tokens: row };
+  });
+}
+
+function checkModel(requested: string, served: string): void {
+  if (requested !== served) {
+    throw new OpenAIError(404, `The model \`${requested}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model', 'model_not_found');
+  }
+}
+
+/** Bearer key check in constant time: both sides are hashed first, so neither length nor content leaks through timing. */
+function checkApiKey(request: FastifyRequest, apiKey: string): void {
+  const header = request.headers.authorization ?? '';
+  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  if (!timingSafeEqual(digest(given), digest(apiKey))) {
+    const message = header ? 'Incorrect API key provided.' : "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.";
+    throw new OpenAIError(401, message, 'authentication_error', null, 'invalid_api_key');
+  }
+}
+
+function toOpenAIError(error: FastifyError, maxBody: number): OpenAIError {
+  if (error instanceof OpenAIError) return error;
+  if (error.validation && error.validation.length > 0) {
+    const issue = error.validation.find((v) => v.keyword === 'anyOf') ?? error.validation[0]!;
+    const missing = (issue.params as { missingProperty?: string }).missingProperty;
+    const param = missing ?? issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    const field = param.split('.').at(-1)!.replace(/^\d+$/, '') || param.split('.')[0]!;
+    const rule = missing ? 'is required' : issue.keyword === 'anyOf' && FIELD_EXPECTATIONS[field] ? `must be ${FIELD_EXPECTATIONS[field]}` : issue.message;
+    return invalidRequest(`'${param}' ${rule}.`, param);
+  }
+  if (error.statusCode === 413) {
+    return new OpenAIError(413, `The request body is larger than the server's limit of ${maxBody} bytes (--max-body).`, 'invalid_request_error', null, 'request_too_large');
+  }
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    const message = error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError
+      ? `We could not parse the JSON body of your request: ${error.message}`
+      : error.message;
+    return new OpenAIError(error.statusCode, message, 'invalid_request_error');
+  }
+  return new OpenAIError(500, `The server had an error while processing your request: ${error.message}`, 'server_error');
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
