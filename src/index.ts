@@ -33,3 +33,4 @@ export {
   formatResultsTable,
   TASK_NAMES,
 } from './eval/index.js';
+export { type StepResult, Trainer, type TrainerOptions, type TrainingBatch, TrainingInputError } from './train/index.js';

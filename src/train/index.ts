@@ -1,0 +1,3 @@
+export { TrainingInputError } from './errors.js';
+export { SCHEDULER_TYPES, type SchedulerType } from './optimizer.js';
+export { type StepResult, Trainer, type TrainerOptions, type TrainingBatch } from './trainer.js';
