@@ -33,4 +33,13 @@ export {
   formatResultsTable,
   TASK_NAMES,
 } from './eval/index.js';
-export { type StepResult, Trainer, type TrainerOptions, type TrainingBatch, TrainingInputError } from './train/index.js';
+export {
+  type StepResult,
+  train,
+  Trainer,
+  type TrainerOptions,
+  type TrainingArguments,
+  type TrainingBatch,
+  TrainingInputError,
+  type TrainingResult,
+} from './train/index.js';

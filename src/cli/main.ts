@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
+import { trainCommand } from './train.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -27,6 +28,7 @@ Examples:
 program.addCommand(generateCommand());
 program.addCommand(downloadCommand());
 program.addCommand(evalCommand());
+program.addCommand(trainCommand());
 
 try {
   await program.parseAsync();

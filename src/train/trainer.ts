@@ -202,6 +202,11 @@ export class Trainer {
     return new Map(this.values);
   }
 
+  /** Whether only a LoRA adapter trains (save_pretrained then writes PEFT's adapter files). */
+  get isLora(): boolean {
+    return this.lora !== undefined;
+  }
+
   get optimizerState(): OptimizerState {
     return this.optimizer;
   }
