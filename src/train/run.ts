@@ -131,14 +131,15 @@ export async function train(args: TrainingArguments): Promise<TrainingResult> {
   }
 }
 
-/** Mean of the validation batches' losses (blocks in file order), as Trainer.evaluate reports eval_loss. */
+/**
+ * Validation loss as Trainer.evaluate reports eval_loss: each batch's mean loss weighted by its number of
+ * blocks (blocks in file order). All blocks score the same number of tokens, so this is the mean over tokens.
+ */
 export async function evaluate(trainer: Trainer, data: BlockDataset, batchSize: number): Promise<number> {
   let total = 0;
-  let batches = 0;
   for (let first = 0; first < data.length; first += batchSize) {
     const blocks = Array.from({ length: Math.min(batchSize, data.length - first) }, (_, i) => first + i);
-    total += await trainer.evaluate(data.batch(blocks));
-    batches++;
+    total += (await trainer.evaluate(data.batch(blocks))) * blocks.length;
   }
-  return total / batches;
+  return total / data.length;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { fixture } from '../helpers/fixtures.js';
+import path from 'node:path';
+import { FIXTURES, fixture } from '../helpers/fixtures.js';
 
 export const TINY_RANDOM = fixture('tiny-random');
 
@@ -8,3 +9,7 @@ export const TINY_RANDOM = fixture('tiny-random');
 export function readTrainReference(): any {
   return JSON.parse(gunzipSync(readFileSync(fixture('tiny-random', 'train_reference.json.gz'))).toString('utf8'));
 }
+
+/** Excerpts of the tiny-trained fixture's validation text (public-domain novels). */
+export const TRAIN_TEXT = path.join(FIXTURES, '..', 'train', 'train.txt');
+export const VALIDATION_TEXT = path.join(FIXTURES, '..', 'train', 'validation.txt');
