@@ -16,6 +16,8 @@ export interface FromPretrainedOptions {
   threads?: number;
   /** ONNX Runtime's worker threads spin briefly while waiting for work (default on; `npm run bench` measures both). */
   spinning?: boolean;
+  /** A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors), merged into the weights at load. */
+  adapter?: string;
 }
 
 export interface CausalLMOutput {
@@ -48,7 +50,7 @@ export class GPTNeoForCausalLM {
       throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
     }
     const config = await loadConfig(folder);
-    const modelPath = await prepareOnnxModel(folder, config, dtype);
+    const modelPath = await prepareOnnxModel(folder, config, dtype, options.adapter);
     // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
     const runtime = await RuntimeSession.create(modelPath, {
       threads: options.threads,
