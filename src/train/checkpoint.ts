@@ -40,9 +40,15 @@ export async function saveCheckpoint(outputDir: string, trainer: Trainer, state:
   return target;
 }
 
-/** The newest complete checkpoint in `outputDir`, or undefined when there is none. */
+/**
+ * The newest complete checkpoint in `outputDir`, or undefined when there is none. Staging folders left by a
+ * run that died while writing are removed.
+ */
 export async function latestCheckpoint(outputDir: string): Promise<string | undefined> {
   const entries = await readdir(outputDir).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (/^\.checkpoint-\d+\.partial-\d+$/.test(entry)) await rm(path.join(outputDir, entry), { recursive: true, force: true });
+  }
   const steps = entries.map((entry) => /^checkpoint-(\d+)$/.exec(entry)).filter((m) => m !== null).map((m) => Number(m[1]));
   if (steps.length === 0) return undefined;
   return path.join(outputDir, checkpointName(Math.max(...steps)));
