@@ -124,7 +124,8 @@ export class Trainer {
       const modelFolder = path.join(graphFolder, 'graph');
       await writeOnnxModel(g, modelFolder, 'Preparing the training graph');
       const modelPath = path.join(modelFolder, MODEL_FILE);
-      const runtime = await RuntimeSession.create(modelPath, { threads: options.threads });
+      // Frozen (LoRA) weights are read in place from the memory-mapped graph file, not repacked into a second copy.
+      const runtime = await RuntimeSession.create(modelPath, { threads: options.threads, prepackWeights: false });
       const frozenEmbeddings = embeddingsTrain ? undefined : await EmbeddingTable.open(modelPath, IO.tokenEmbeddings);
       const trainer = new Trainer(config, folder, settings, lora, params.trainable, runtime, graphFolder, frozenEmbeddings);
       const random = new SeededRandom(options.seed ?? 42);

@@ -1,0 +1,103 @@
+// `npm run bench:train`: fine-tuning speed and peak memory on random weights of GPT-Neo shapes: a full
+// fine-tune of the 125M shape (block 512, batch 4) and LoRA (r 8, q_proj + v_proj) on the 1.3B shape (block 512,
+// batch 1), each in a fresh process, against the float32 GEMM peak that ONNX Runtime reaches on this machine.
+import { execFile } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import { GraphBuilder } from '../onnx/graph.js';
+import { OrtTensor } from '../runtime/session.js';
+import { fastestRun } from './fastest-run.js';
+import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from './random-checkpoint.js';
+import { existsSync } from 'node:fs';
+
+const program = new Command('bench:train')
+  .option('--folder <dir>', 'where the random checkpoints live', path.join(os.homedir(), '.cache', 'gpt-neo-bench'))
+  .option('--threads <n>', 'compute threads', String(os.availableParallelism()))
+  .option('--steps <n>', 'timed steps after one warm-up step', '2')
+  .option('--skip-lora', 'only the 125M full fine-tune')
+  .parse();
+const options = program.opts<{ folder: string; threads: string; steps: string; skipLora?: boolean }>();
+const threads = Number(options.threads);
+
+/** config.json of EleutherAI/gpt-neo-125M (the 1.3B's with its sizes). */
+const GPT_NEO_125M_CONFIG = {
+  ...GPT_NEO_1_3B_CONFIG,
+  hidden_size: 768,
+  num_heads: 12,
+  num_layers: 12,
+  attention_layers: Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 'global' : 'local')),
+  attention_types: [[['global', 'local'], 6]],
+};
+
+/** The float32 GEMM rate ONNX Runtime reaches here: a 2048^3 MatMul, fastest of 10 runs, in FLOP/s. */
+async function gemmPeak(): Promise<number> {
+  const n = 2048;
+  const g = new GraphBuilder();
+  const a = g.input('a', 'float32', [n, n]);
+  const b = g.input('b', 'float32', [n, n]);
+  g.output(g.node('MatMul', [a, b]), 'c', 'float32', [n, n]);
+  const values = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000);
+  const feeds = { a: new OrtTensor('float32', values, [n, n]), b: new OrtTensor('float32', values, [n, n]) };
+  return (2 * n ** 3) / (await fastestRun(g, feeds, { threads }, 'Preparing GEMM probe'));
+}
+
+interface TrainReport {
+  tokensPerSecond: number;
+  secondsPerStep: number;
+  peakRssBytes: number;
+  parameters: number;
+}
+
+async function runChild(folder: string, mode: 'full' | 'lora', block: number, batch: number): Promise<TrainReport> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'train-run.js');
+  const { stdout } = await promisify(execFile)(process.execPath, [script, folder, mode, String(block), String(batch), String(threads), options.steps], {
+    env: { ...process.env, GPT_NEO_NO_PROGRESS: '1' },
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout) as TrainReport;
+}
+
+/**
+ * Matrix-product FLOPs of one training step over `tokens` tokens of `block`: forward 2, backward 4 (inputs and
+ * weights) per weight and token; frozen weights (LoRA) need no weight gradient, so 4. Attention's two products
+ * per layer cost 2 T^2 C per block row forward, twice that backward.
+ */
+function stepFlops(config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: number, frozen: boolean): number {
+  const { hidden_size: C, num_layers: L, vocab_size: V } = config;
+  const weights = L * 12 * C * C + V * C;
+  const tokens = block * batch;
+  return (frozen ? 4 : 6) * tokens * weights + 3 * L * 2 * 2 * batch * block * block * C;
+}
+
+const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
+console.error(`measuring the float32 GEMM peak with ${threads} threads...`);
+const peak = await gemmPeak();
+console.log(`float32 GEMM peak (2048^3 MatMul, ONNX Runtime, ${threads} threads): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
+
+const small = path.join(options.folder, 'gpt-neo-125M-random');
+if (!existsSync(path.join(small, 'model.safetensors'))) await writeRandomCheckpoint(small, GPT_NEO_125M_CONFIG);
+console.error('full fine-tune, 125M shape, block 512, batch 4...');
+const full = await runChild(small, 'full', 512, 4);
+const fullFlops = stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false);
+// The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB; activations
+// here are bounded by the logits and their gradient pass (4 float32 [tokens, vocab] tensors at most alive).
+const activations = 4 * 4 * 2048 * 50257 + 24 * 4 * 2048 * 768 * 12;
+console.log(
+  `| full fine-tune 125M | block 512 x batch 4 | ${full.tokensPerSecond.toFixed(0)} tok/s | ${full.secondsPerStep.toFixed(1)} s/step | ` +
+    `GEMM share of peak ${((fullFlops / full.secondsPerStep / peak) * 100).toFixed(0)}% | peak RSS ${gb(full.peakRssBytes)} GB | ` +
+    `budget ${gb(16 * full.parameters + activations + 1e9)} GB |`,
+);
+
+if (!options.skipLora) {
+  const large = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
+  console.error('LoRA r 8 on q_proj, v_proj, 1.3B shape, block 512, batch 1...');
+  const lora = await runChild(large, 'lora', 512, 1);
+  const loraFlops = stepFlops(GPT_NEO_1_3B_CONFIG, 512, 1, true);
+  console.log(
+    `| LoRA 1.3B | block 512 x batch 1 | ${lora.tokensPerSecond.toFixed(0)} tok/s | ${lora.secondsPerStep.toFixed(1)} s/step | ` +
+      `GEMM share of peak ${((loraFlops / lora.secondsPerStep / peak) * 100).toFixed(0)}% | peak RSS ${gb(lora.peakRssBytes)} GB | budget 8.00 GB |`,
+  );
+}
