@@ -35,7 +35,7 @@ export function trainCommand(): Command {
     .option('--logging-steps <n>', 'log the mean loss every n steps (default 500)', integer)
     .option('--lora-r <r>', 'train a LoRA adapter of this rank instead of every weight', integer)
     .option('--lora-alpha <a>', 'LoRA scaling numerator: updates are scaled by alpha / r (default 2 r)', number)
-    .option('--lora-dropout <p>', 'dropout on the LoRA input (only 0 is supported)', nonNegative)
+    .option('--lora-dropout <p>', 'dropout on the adapter input while training, in [0, 1) (default 0)', nonNegative)
     .option('--lora-target-modules <names>', 'comma-separated module names (default q_proj,v_proj, as PEFT for GPT-Neo)')
     .option('--resume', 'continue from the newest checkpoint in --output-dir')
     .option('--threads <n>', 'compute threads (default: number of cores)', integer);
@@ -43,10 +43,9 @@ export function trainCommand(): Command {
 
   return command.action(async (flags: Record<string, unknown>) => {
     const loraRank = flags.loraR as number | undefined;
-    if (loraRank === undefined && (flags.loraAlpha !== undefined || flags.loraTargetModules !== undefined)) {
-      throw new InvalidArgumentError('--lora-alpha and --lora-target-modules need --lora-r');
+    if (loraRank === undefined && (flags.loraAlpha !== undefined || flags.loraTargetModules !== undefined || flags.loraDropout !== undefined)) {
+      throw new InvalidArgumentError('--lora-alpha, --lora-dropout and --lora-target-modules need --lora-r');
     }
-    if (flags.loraDropout) throw new InvalidArgumentError('--lora-dropout: only 0 is supported (the adapter trains without dropout)');
     const model = await resolveModelFolder(flags.model as string, hubOptionsFrom(flags));
     const maxGradNorm = flags.maxGradNorm as number | undefined;
     const result = await train({
@@ -80,6 +79,7 @@ export function trainCommand(): Command {
               r: loraRank,
               alpha: (flags.loraAlpha as number | undefined) ?? 2 * loraRank,
               target_modules: (flags.loraTargetModules as string | undefined)?.split(',').map((name) => name.trim()),
+              dropout: flags.loraDropout as number | undefined,
             },
     });
     process.stderr.write(`trained ${result.global_step} steps; model written to ${flags.outputDir as string}\n`);

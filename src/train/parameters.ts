@@ -18,6 +18,8 @@ export interface TrainingParameters extends ParameterSource {
   readonly trainable: TrainableTensor[];
   /** LoRA targets that matched no linear layer (known once the graph is built). */
   readonly unmatchedTargets: string[];
+  /** With LoRA dropout: the inputs taking each adapter's dropout mask [tokens, in features] (all ones when evaluating). */
+  readonly dropoutMasks: Array<{ name: string; features: number }>;
 }
 
 /**
@@ -33,6 +35,7 @@ export function trainingParameters(
   lora: LoraSettings | undefined,
 ): TrainingParameters {
   const trainable: TrainableTensor[] = [];
+  const dropoutMasks: Array<{ name: string; features: number }> = [];
   const registered = new Set<string>();
   const matchedTargets = new Set<string>();
 
@@ -63,12 +66,20 @@ export function trainingParameters(
     matchedTargets.add(target);
     const a = trainableInput(loraTensorName(module, 'A'), [lora.r, inFeatures], 'kaiming_uniform');
     const b = trainableInput(loraTensorName(module, 'B'), [outFeatures, lora.r], 'zeros');
-    const update = g.node('Gemm', [g.node('Gemm', [x, a], { transB: 1 }), b], { transB: 1 });
+    // PEFT: lora_B(lora_A(dropout(x))); the mask (0 or 1 / (1 - p)) comes from the caller's seeded generator.
+    let adapterInput = x;
+    if (lora.dropout > 0) {
+      const mask = g.input(`lora_dropout_mask.${module}`, 'float32', ['tokens', inFeatures]);
+      dropoutMasks.push({ name: mask, features: inFeatures });
+      adapterInput = g.node('Mul', [x, mask]);
+    }
+    const update = g.node('Gemm', [g.node('Gemm', [adapterInput, a], { transB: 1 }), b], { transB: 1 });
     return g.node('Add', [y, g.node('Mul', [update, g.constFloat(lora.alpha / lora.r)])]);
   };
 
   return {
     trainable,
+    dropoutMasks,
     tensor,
     linear,
     linears: (x, names, outFeatures, inFeatures) => names.map((name) => linear(x, name, outFeatures, inFeatures, false)),

@@ -12,7 +12,7 @@ import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type Lora
 import { TrainingInputError } from './errors.js';
 import { buildTrainingGraph, TRAIN_IO } from './graph.js';
 import { adamWUpdate, learningRateFactor, type Moments, SCHEDULER_TYPES, type SchedulerType, zeroMoments } from './optimizer.js';
-import { type TrainableTensor, trainingParameters } from './parameters.js';
+import { type TrainableTensor, type TrainingParameters, trainingParameters } from './parameters.js';
 import { SeededRandom } from './random.js';
 
 /** Hugging Face TrainingArguments names; defaults are the Trainer's. */
@@ -31,8 +31,8 @@ export interface TrainerOptions {
   /** Optimizer steps of the whole run; the linear and cosine schedules need it. */
   max_steps?: number;
   /** LoRA in PEFT's layout: the base model frozen, only the adapters train. */
-  lora?: { r: number; alpha: number; target_modules?: string[] };
-  /** Seed of LoRA's initialisation. */
+  lora?: { r: number; alpha: number; target_modules?: string[]; dropout?: number };
+  /** Seed of LoRA's initialisation and dropout. */
   seed?: number;
   threads?: number;
 }
@@ -76,12 +76,17 @@ export class Trainer {
     private readonly source: string,
     private readonly options: Required<Omit<TrainerOptions, 'lora' | 'max_steps' | 'threads' | 'seed'>> & Pick<TrainerOptions, 'max_steps'>,
     private readonly lora: LoraSettings | undefined,
-    private readonly trainable: TrainableTensor[],
+    private readonly graphParameters: Pick<TrainingParameters, 'trainable' | 'dropoutMasks'>,
+    private readonly seed: number,
     private readonly runtime: RuntimeSession,
     private readonly graphFolder: string,
     /** Frozen embeddings (LoRA) are read from the graph's weights file; trained ones from `values`. */
     private readonly frozenEmbeddings: EmbeddingTable | undefined,
   ) {}
+
+  private get trainable(): TrainableTensor[] {
+    return this.graphParameters.trainable;
+  }
 
   static async from_pretrained(folder: string, options: TrainerOptions = {}): Promise<Trainer> {
     const settings = {
@@ -101,10 +106,12 @@ export class Trainer {
       r: options.lora.r,
       alpha: options.lora.alpha,
       target_modules: options.lora.target_modules ?? DEFAULT_LORA_TARGETS,
+      dropout: options.lora.dropout ?? 0,
     };
     if (lora && (!Number.isInteger(lora.r) || lora.r < 1 || !(lora.alpha > 0) || lora.target_modules.length === 0)) {
       throw new TrainingInputError(`LoRA needs r >= 1 (whole number), alpha > 0 and at least one target module`);
     }
+    if (lora && !(lora.dropout >= 0 && lora.dropout < 1)) throw new TrainingInputError(`LoRA dropout must be in [0, 1), got ${lora.dropout}`);
 
     const config = await loadConfig(folder);
     const checkpoint = await openCheckpoint(folder);
@@ -127,8 +134,9 @@ export class Trainer {
       // Frozen (LoRA) weights are read in place from the memory-mapped graph file, not repacked into a second copy.
       const runtime = await RuntimeSession.create(modelPath, { threads: options.threads, prepackWeights: false });
       const frozenEmbeddings = embeddingsTrain ? undefined : await EmbeddingTable.open(modelPath, IO.tokenEmbeddings);
-      const trainer = new Trainer(config, folder, settings, lora, params.trainable, runtime, graphFolder, frozenEmbeddings);
-      const random = new SeededRandom(options.seed ?? 42);
+      const seed = options.seed ?? 42;
+      const trainer = new Trainer(config, folder, settings, lora, params, seed, runtime, graphFolder, frozenEmbeddings);
+      const random = new SeededRandom(seed);
       for (const tensor of params.trainable) {
         trainer.values.set(tensor.name, await initialValue(tensor, checkpoint, random));
       }
@@ -147,7 +155,11 @@ export class Trainer {
     if (microBatches.length === 0) throw new TrainingInputError('step() needs at least one batch');
     const gradients = new Map(this.trainable.map((t) => [t.name, new Float32Array(this.values.get(t.name)!.length)]));
     let loss = 0;
-    for (const micro of microBatches) loss += (await this.accumulate(micro, gradients, microBatches.length)) / microBatches.length;
+    for (const [index, micro] of microBatches.entries()) {
+      // Dropout draws depend only on (seed, step, micro-batch), so a resumed run draws the same masks.
+      const dropout = new SeededRandom((this.seed * 1_000_003 + this.optimizer.step * 1009 + index) >>> 0);
+      loss += (await this.accumulate(micro, gradients, microBatches.length, dropout)) / microBatches.length;
+    }
 
     let squares = 0;
     for (const gradient of gradients.values()) for (const x of gradient) squares += x * x;
@@ -190,7 +202,7 @@ export class Trainer {
 
   /** Mean causal-LM loss of a batch at the current parameters, without a step (for validation). */
   async evaluate(batch: TrainingBatch): Promise<number> {
-    return this.run(batch, 1, () => {});
+    return this.run(batch, 1, undefined, () => {});
   }
 
   /** The last step's gradients (before clipping), by Hugging Face parameter name. */
@@ -255,8 +267,8 @@ export class Trainer {
   }
 
   /** Adds one micro-batch's gradients (scaled for averaging over `parts` micro-batches) and returns its loss. */
-  private async accumulate(batch: TrainingBatch, gradients: Map<string, Float32Array>, parts: number): Promise<number> {
-    return this.run(batch, parts, (outputs, ids) => {
+  private async accumulate(batch: TrainingBatch, gradients: Map<string, Float32Array>, parts: number, dropout: SeededRandom): Promise<number> {
+    return this.run(batch, parts, dropout, (outputs, ids) => {
       for (const [name, total] of gradients) {
         const part = outputs[TRAIN_IO.gradient(name)]!.data as Float32Array;
         for (let i = 0; i < total.length; i++) total[i]! += part[i]!;
@@ -275,6 +287,8 @@ export class Trainer {
   private async run(
     batch: TrainingBatch,
     parts: number,
+    /** Draws LoRA's dropout masks when training; undefined evaluates (no dropout). */
+    dropout: SeededRandom | undefined,
     collect: (outputs: Record<string, OrtTensor>, ids: number[]) => void,
   ): Promise<number> {
     const { B, T } = checkBatch(batch, this.config);
@@ -318,6 +332,12 @@ export class Trainer {
       feeds[IO.cachedValues(layer)] = new OrtTensor('float32', emptySlot, [B, H, 1, D]);
     }
     for (const { name, shape } of this.trainable) feeds[name] = new OrtTensor('float32', this.values.get(name)!, shape);
+    const keep = 1 - (this.lora?.dropout ?? 0);
+    for (const { name, features } of this.graphParameters.dropoutMasks) {
+      const mask = new Float32Array(rows * features).fill(1);
+      if (dropout) for (let i = 0; i < mask.length; i++) mask[i] = dropout.next() < keep ? 1 / keep : 0;
+      feeds[name] = new OrtTensor('float32', mask, [rows, features]);
+    }
 
     const outputs = await this.runtime.run(feeds);
     const logSumExp = outputs[IO.logSumExp]!.data as Float64Array;

@@ -16,6 +16,8 @@ export interface LoraSettings {
   alpha: number;
   /** Module names or name suffixes (PEFT: a module matches when its name equals the target or ends with '.' + target). */
   target_modules: string[];
+  /** Dropout on the adapter's input while training (PEFT's lora_dropout). */
+  dropout: number;
 }
 
 /** PEFT's tensor name for a module's A or B matrix (the adapter name 'default' is left out, as PEFT saves it). */
@@ -35,7 +37,7 @@ export function adapterConfigJson(settings: LoraSettings, baseModel: string): Re
     base_model_name_or_path: baseModel,
     r: settings.r,
     lora_alpha: settings.alpha,
-    lora_dropout: 0,
+    lora_dropout: settings.dropout,
     target_modules: settings.target_modules,
     bias: 'none',
     fan_in_fan_out: false,

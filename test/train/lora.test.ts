@@ -111,6 +111,28 @@ describe('LoRA in PEFT format', () => {
     }
   });
 
+  it('lora_dropout masks the adapter input with draws fixed by (seed, step): same seed, same step', async () => {
+    const options = { learning_rate: 1e-2, lr_scheduler_type: 'constant' as const, lora: { r: R, alpha: ALPHA, dropout: 0.5 }, seed: 7, threads: 1 };
+    const [first, second] = await Promise.all([Trainer.from_pretrained(TINY_RANDOM, options), Trainer.from_pretrained(TINY_RANDOM, options)]);
+    try {
+      // lora_B starts at zero, so step 1 gives lora_B a gradient through the dropped-out input only.
+      await first.step(batch);
+      await second.step(batch);
+      const gradient = first.gradients().get(name(0, 'q_proj', 'B'))!;
+      expect(second.gradients().get(name(0, 'q_proj', 'B'))).toEqual(gradient);
+      const undropped = await Trainer.from_pretrained(TINY_RANDOM, { ...options, lora: { r: R, alpha: ALPHA } });
+      try {
+        await undropped.step(batch);
+        expect(maxAbsDiff(undropped.gradients().get(name(0, 'q_proj', 'B'))!, gradient)).toBeGreaterThan(1e-4);
+      } finally {
+        await undropped.dispose();
+      }
+    } finally {
+      await Promise.all([first.dispose(), second.dispose()]);
+    }
+    expect(JSON.parse(readFileSync(path.join(adapterDir, 'adapter_config.json'), 'utf8')).lora_dropout).toBe(0);
+  });
+
   it('refuses a target module that names no layer', async () => {
     await expect(Trainer.from_pretrained(TINY_RANDOM, { lr_scheduler_type: 'constant', lora: { r: 2, alpha: 4, target_modules: ['q_proj', 'query_key_value'] } })).rejects.toThrow(
       /'query_key_value' name no linear layer/,
