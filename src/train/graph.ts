@@ -10,8 +10,8 @@ export const TRAIN_IO = {
   targets: 'targets',
   /** 1 / (scored rows) where a row is scored, 0 elsewhere [rows, 1]: the loss is a weighted sum. */
   targetWeights: 'target_weights',
-  /** Each row's logit of its target [rows, 1]; with IO.logSumExp it gives the cross-entropy. */
-  targetLogits: 'target_logits',
+  /** Each row's log-probability of its target [rows, 1]: minus the row's cross-entropy. */
+  targetLogProbabilities: 'target_log_probabilities',
   gradient: (value: string) => `grad.${value}`,
 } as const;
 
@@ -26,17 +26,21 @@ export function buildTrainingGraph(g: GraphBuilder, config: GPTNeoConfig, params
   const weights = g.input(TRAIN_IO.targetWeights, 'float32', ['rows', 1]);
   const logits = IO.logits;
 
-  // d loss / d logits of a weighted mean cross-entropy: weight (softmax(logits) - onehot(target)).
-  const probabilities = g.node('Softmax', [logits], { axis: -1 });
-  const weightedTargets = g.node('ScatterElements', [g.node('ConstantOfShape', [g.node('Shape', [logits])]), targets, weights], { axis: 1 });
-  const logitsGradient = g.node('Sub', [g.node('Mul', [probabilities, weights]), weightedTargets]);
+  // Cross-entropy in float32, as PyTorch computes it: each row's log-probability of its target is an output
+  // (the loss is their weighted sum), and d loss / d logits = weight (softmax - onehot(target)). The one-hot is
+  // subtracted by scattering p_target - 1 into the probabilities, so only a few [rows, vocab] tensors (0.4 GB
+  // each for 2,048 tokens of GPT-2's vocabulary) are ever alive.
+  const logProbabilities = g.node('LogSoftmax', [logits], { axis: -1 });
+  g.node('GatherElements', [logProbabilities, targets], { axis: 1 }, { outputs: [TRAIN_IO.targetLogProbabilities] });
+  const probabilities = g.node('Exp', [logProbabilities]);
+  const targetProbabilities = g.node('GatherElements', [probabilities, targets], { axis: 1 });
+  const minusOneHot = g.node('ScatterElements', [probabilities, targets, g.node('Sub', [targetProbabilities, g.constFloat(1)])], { axis: 1 });
+  const logitsGradient = g.node('Mul', [minusOneHot, weights]);
 
   const wrt = [...params.trainable.map((t) => t.name), ...(embeddingsTrain ? [IO.inputsEmbeds] : [])];
   const gradients = appendGradients(g, new Map([[logits, logitsGradient]]), wrt);
 
-  const outputs: GraphBuilder['outputs'] = [{ name: IO.logSumExp, type: 'float64', dims: ['rows'] }];
-  g.node('GatherElements', [logits, targets], { axis: 1 }, { outputs: [TRAIN_IO.targetLogits] });
-  outputs.push({ name: TRAIN_IO.targetLogits, type: 'float32', dims: ['rows', 1] });
+  const outputs: GraphBuilder['outputs'] = [{ name: TRAIN_IO.targetLogProbabilities, type: 'float32', dims: ['rows', 1] }];
   for (const [value, gradient] of gradients) {
     const name = TRAIN_IO.gradient(value);
     g.node('Identity', [gradient], {}, { outputs: [name] });

@@ -153,7 +153,8 @@ export class Trainer {
   async step(batch: TrainingBatch | TrainingBatch[]): Promise<StepResult> {
     const microBatches = Array.isArray(batch) ? batch : [batch];
     if (microBatches.length === 0) throw new TrainingInputError('step() needs at least one batch');
-    const gradients = new Map(this.trainable.map((t) => [t.name, new Float32Array(this.values.get(t.name)!.length)]));
+    // The first micro-batch's gradient outputs (already scaled for the average) become the sums.
+    const gradients = new Map<string, Float32Array>();
     let loss = 0;
     for (const [index, micro] of microBatches.entries()) {
       // Dropout draws depend only on (seed, step, micro-batch), so a resumed run draws the same masks.
@@ -162,7 +163,7 @@ export class Trainer {
     }
 
     let squares = 0;
-    for (const gradient of gradients.values()) for (const x of gradient) squares += x * x;
+    for (const gradient of gradients.values()) for (let i = 0; i < gradient.length; i++) squares += gradient[i]! * gradient[i]!;
     const gradNorm = Math.sqrt(squares);
     const stepNumber = this.optimizer.step + 1;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
@@ -269,9 +270,11 @@ export class Trainer {
   /** Adds one micro-batch's gradients (scaled for averaging over `parts` micro-batches) and returns its loss. */
   private async accumulate(batch: TrainingBatch, gradients: Map<string, Float32Array>, parts: number, dropout: SeededRandom): Promise<number> {
     return this.run(batch, parts, dropout, (outputs, ids) => {
-      for (const [name, total] of gradients) {
+      for (const { name } of this.trainable) {
         const part = outputs[TRAIN_IO.gradient(name)]!.data as Float32Array;
-        for (let i = 0; i < total.length; i++) total[i]! += part[i]!;
+        const total = gradients.get(name);
+        if (!total) gradients.set(name, part);
+        else for (let i = 0; i < total.length; i++) total[i]! += part[i]!;
       }
       const embeddingsGradient = outputs[TRAIN_IO.gradient(IO.inputsEmbeds)]?.data as Float32Array | undefined;
       if (!embeddingsGradient) return;
@@ -340,10 +343,9 @@ export class Trainer {
     }
 
     const outputs = await this.runtime.run(feeds);
-    const logSumExp = outputs[IO.logSumExp]!.data as Float64Array;
-    const targetLogits = outputs[TRAIN_IO.targetLogits]!.data as Float32Array;
+    const targetLogProbabilities = outputs[TRAIN_IO.targetLogProbabilities]!.data as Float32Array;
     let loss = 0;
-    for (let i = 0; i < rows; i++) if (weights[i]! > 0) loss += (logSumExp[i]! - targetLogits[i]!) / scored;
+    for (let i = 0; i < rows; i++) if (weights[i]! > 0) loss -= targetLogProbabilities[i]! / scored;
     collect(outputs, ids);
     return loss;
   }

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { AutoTokenizer, GPTNeoForCausalLM, train } from '../../src/index.js';
 import { openSafetensors } from '../../src/weights/safetensors.js';
 import { fixture } from '../helpers/fixtures.js';
