@@ -2,6 +2,7 @@
 // fine-tune of the 125M shape (block 512, batch 4) and LoRA (r 8, q_proj + v_proj) on the 1.3B shape (block 512,
 // batch 1), each in a fresh process, against the float32 GEMM peak that ONNX Runtime reaches on this machine.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,6 @@ import { GraphBuilder } from '../onnx/graph.js';
 import { OrtTensor } from '../runtime/session.js';
 import { fastestRun } from './fastest-run.js';
 import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from './random-checkpoint.js';
-import { existsSync } from 'node:fs';
 
 const program = new Command('bench:train')
   .option('--folder <dir>', 'where the random checkpoints live', path.join(os.homedir(), '.cache', 'gpt-neo-bench'))
@@ -82,13 +82,26 @@ if (!existsSync(path.join(small, 'model.safetensors'))) await writeRandomCheckpo
 console.error('full fine-tune, 125M shape, block 512, batch 4...');
 const full = await runChild(small, 'full', 512, 4);
 const fullFlops = stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false);
-// The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB; activations
-// here are bounded by the logits and their gradient pass (4 float32 [tokens, vocab] tensors at most alive).
-const activations = 4 * 4 * 2048 * 50257 + 24 * 4 * 2048 * 768 * 12;
+// The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB. Activations:
+// what the backward pass reads per block (LayerNorm inputs and outputs, q, k, v and their head views, attention
+// scores and probabilities, the attention context, the MLP's inner activations: about 22 [tokens, hidden] and 2
+// [batch, heads, block, block + 1] float32 tensors) and three [tokens, vocab] tensors of the loss.
+const activationBytes = (config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: number) => {
+  const { hidden_size: C, num_layers: L, num_heads: H, vocab_size: V } = config;
+  const tokens = block * batch;
+  return 4 * (L * (22 * tokens * C + 2 * batch * H * block * (block + 1)) + 3 * tokens * V);
+};
+const activations = activationBytes(GPT_NEO_125M_CONFIG, 512, 4);
+
+/** Parameters of a GPT-Neo config: embeddings, per block 12 C^2 weights + 10 C biases and LayerNorms, ln_f. */
+function parameterCount(config: typeof GPT_NEO_1_3B_CONFIG): number {
+  const { hidden_size: C, num_layers: L, vocab_size: V, max_position_embeddings: P } = config;
+  return (V + P) * C + L * (12 * C * C + 10 * C) + 2 * C;
+}
 console.log(
-  `| full fine-tune 125M | block 512 x batch 4 | ${full.tokensPerSecond.toFixed(0)} tok/s | ${full.secondsPerStep.toFixed(1)} s/step | ` +
+  `| full fine-tune 125M | ${(full.parameters / 1e6).toFixed(1)} M trained | block 512 x batch 4 | ${full.tokensPerSecond.toFixed(0)} tok/s | ${full.secondsPerStep.toFixed(1)} s/step | ` +
     `GEMM share of peak ${((fullFlops / full.secondsPerStep / peak) * 100).toFixed(0)}% | peak RSS ${gb(full.peakRssBytes)} GB | ` +
-    `budget ${gb(16 * full.parameters + activations + 1e9)} GB |`,
+    `budget ${gb(16 * parameterCount(GPT_NEO_125M_CONFIG) + activations + 1e9)} GB |`,
 );
 
 if (!options.skipLora) {
@@ -97,7 +110,8 @@ if (!options.skipLora) {
   const lora = await runChild(large, 'lora', 512, 1);
   const loraFlops = stepFlops(GPT_NEO_1_3B_CONFIG, 512, 1, true);
   console.log(
-    `| LoRA 1.3B | block 512 x batch 1 | ${lora.tokensPerSecond.toFixed(0)} tok/s | ${lora.secondsPerStep.toFixed(1)} s/step | ` +
-      `GEMM share of peak ${((loraFlops / lora.secondsPerStep / peak) * 100).toFixed(0)}% | peak RSS ${gb(lora.peakRssBytes)} GB | budget 8.00 GB |`,
+    `| LoRA 1.3B | ${(lora.parameters / 1e6).toFixed(2)} M trained | block 512 x batch 1 | ${lora.tokensPerSecond.toFixed(0)} tok/s | ${lora.secondsPerStep.toFixed(1)} s/step | ` +
+      `GEMM share of peak ${((loraFlops / lora.secondsPerStep / peak) * 100).toFixed(0)}% | peak RSS ${gb(lora.peakRssBytes)} GB | budget 8.00 GB ` +
+      `(float32 weights ${gb(4 * parameterCount(GPT_NEO_1_3B_CONFIG))} GB + activations ${gb(activationBytes(GPT_NEO_1_3B_CONFIG, 512, 1))} GB estimated) |`,
   );
 }

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolveModelFolder } from '../hub/index.js';
-import { SCHEDULER_TYPES, type SchedulerType, train } from '../train/index.js';
+import { SCHEDULER_TYPES, train, type TrainingArguments } from '../train/index.js';
 import { hubOptions, hubOptionsFrom, integer, number } from './options.js';
 
 function nonNegative(value: string): number {
@@ -8,6 +8,13 @@ function nonNegative(value: string): number {
   if (parsed < 0) throw new InvalidArgumentError(`expected a number >= 0, got '${value}'`);
   return parsed;
 }
+
+/** TrainingArguments taken from the flag of the same name as they are. */
+const PASSED_THROUGH = [
+  'train_file', 'validation_file', 'output_dir', 'max_steps', 'num_train_epochs', 'block_size', 'batch_size',
+  'gradient_accumulation_steps', 'learning_rate', 'weight_decay', 'adam_beta1', 'adam_beta2', 'adam_epsilon',
+  'lr_scheduler_type', 'warmup_steps', 'seed', 'save_steps', 'eval_steps', 'logging_steps', 'threads',
+] as const;
 
 export function trainCommand(): Command {
   const command = new Command('train')
@@ -48,30 +55,13 @@ export function trainCommand(): Command {
     }
     const model = await resolveModelFolder(flags.model as string, hubOptionsFrom(flags));
     const maxGradNorm = flags.maxGradNorm as number | undefined;
+    // Flags carry TrainingArguments' names in kebab case (commander hands them over in camel case).
+    const fromFlags = Object.fromEntries(PASSED_THROUGH.map((key) => [key, flags[key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())]]));
     const result = await train({
+      ...(fromFlags as Omit<TrainingArguments, 'model'>),
       model,
-      train_file: flags.trainFile as string,
-      validation_file: flags.validationFile as string | undefined,
-      output_dir: flags.outputDir as string,
-      max_steps: flags.maxSteps as number | undefined,
-      num_train_epochs: flags.numTrainEpochs as number | undefined,
-      block_size: flags.blockSize as number | undefined,
-      batch_size: flags.batchSize as number | undefined,
-      gradient_accumulation_steps: flags.gradientAccumulationSteps as number | undefined,
-      learning_rate: flags.learningRate as number | undefined,
-      weight_decay: flags.weightDecay as number | undefined,
-      adam_beta1: flags.adamBeta1 as number | undefined,
-      adam_beta2: flags.adamBeta2 as number | undefined,
-      adam_epsilon: flags.adamEpsilon as number | undefined,
       max_grad_norm: maxGradNorm === 0 ? null : maxGradNorm,
-      lr_scheduler_type: flags.lrSchedulerType as SchedulerType,
-      warmup_steps: flags.warmupSteps as number | undefined,
-      seed: flags.seed as number | undefined,
-      save_steps: flags.saveSteps as number | undefined,
-      eval_steps: flags.evalSteps as number | undefined,
-      logging_steps: flags.loggingSteps as number | undefined,
       resume: flags.resume === true,
-      threads: flags.threads as number | undefined,
       lora:
         loraRank === undefined
           ? undefined

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Trainer } from '../../src/index.js';
+import { maxAbsDiff } from '../helpers/fixtures.js';
 import { readTrainReference, TINY_RANDOM } from './helpers.js';
 
 // torch.optim.AdamW(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01) on every parameter, two steps on
@@ -74,5 +75,25 @@ describe.each([
     const { plain, sensitiveMax } = compare(trainer.parameters(), expected.params_after, reference.sensitive_elements[`${sensitiveKey}_step${step}`]);
     expect(plain).toBeLessThan(tolerance.params_after_abs);
     expect(sensitiveMax).toBeLessThan(tolerance.params_after_sensitive_abs);
+  });
+});
+
+describe('gradient accumulation', () => {
+  it("averages the micro-batches' gradients and losses, as HF divides each micro-batch loss by their number", async () => {
+    const { input_ids, labels } = reference.batch;
+    const micro = [0, 1].map((row) => ({ input_ids: [input_ids[row]], labels: [labels[row]] }));
+    const trainers = await Promise.all([0, 1, 2].map(() => Trainer.from_pretrained(TINY_RANDOM, { ...options(null), threads: 1 })));
+    try {
+      const together = await trainers[0]!.step(micro);
+      const alone = [await trainers[1]!.step(micro[0]!), await trainers[2]!.step(micro[1]!)];
+      expect(together.loss).toBeCloseTo((alone[0]!.loss + alone[1]!.loss) / 2, 6);
+      for (const name of order) {
+        const [first, second] = [trainers[1]!.gradients().get(name)!, trainers[2]!.gradients().get(name)!];
+        const mean = first.map((g, i) => (g + second[i]!) / 2);
+        expect(maxAbsDiff(trainers[0]!.gradients().get(name)!, mean), name).toBeLessThan(1e-6);
+      }
+    } finally {
+      await Promise.all(trainers.map((t) => t.dispose()));
+    }
   });
 });
