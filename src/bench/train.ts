@@ -17,9 +17,10 @@ const program = new Command('bench:train')
   .option('--folder <dir>', 'where the random checkpoints live', path.join(os.homedir(), '.cache', 'gpt-neo-bench'))
   .option('--threads <n>', 'compute threads', String(os.availableParallelism()))
   .option('--steps <n>', 'timed steps after one warm-up step', '2')
-  .option('--skip-lora', 'only the 125M full fine-tune')
+  .option('--modes <list>', 'which runs: full (125M full fine-tune), lora (1.3B LoRA), comma separated', 'full,lora')
   .parse();
-const options = program.opts<{ folder: string; threads: string; steps: string; skipLora?: boolean }>();
+const options = program.opts<{ folder: string; threads: string; steps: string; modes: string }>();
+const modes = options.modes.split(',');
 const threads = Number(options.threads);
 
 /** config.json of EleutherAI/gpt-neo-125M (the 1.3B's with its sizes). */
@@ -72,46 +73,48 @@ function stepFlops(config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: num
   return (frozen ? 4 : 6) * tokens * weights + 3 * L * 2 * 2 * batch * block * block * C;
 }
 
-const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
-console.error(`measuring the float32 GEMM peak with ${threads} threads...`);
-const peak = await gemmPeak();
-console.log(`float32 GEMM peak (2048^3 MatMul, ONNX Runtime, ${threads} threads): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
-
-const small = path.join(options.folder, 'gpt-neo-125M-random');
-if (!existsSync(path.join(small, 'model.safetensors'))) await writeRandomCheckpoint(small, GPT_NEO_125M_CONFIG);
-console.error('full fine-tune, 125M shape, block 512, batch 4...');
-const full = await runChild(small, 'full', 512, 4);
-const fullFlops = stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false);
-// The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB. Activations:
-// what the backward pass reads per block (LayerNorm inputs and outputs, q, k, v and their head views, attention
-// scores and probabilities, the attention context, the MLP's inner activations: about 22 [tokens, hidden] and 2
-// [batch, heads, block, block + 1] float32 tensors) and three [tokens, vocab] tensors of the loss.
-const activationBytes = (config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: number) => {
+/**
+ * Activations a step keeps for its backward pass: per block about 22 [tokens, hidden] float32 tensors
+ * (LayerNorm inputs and outputs, q, k, v and their head views, the attention context, the MLP's inner
+ * activations) and 2 [batch, heads, block, block + 1] (attention scores and probabilities), plus three
+ * [tokens, vocab] tensors of the loss.
+ */
+function activationBytes(config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: number): number {
   const { hidden_size: C, num_layers: L, num_heads: H, vocab_size: V } = config;
   const tokens = block * batch;
   return 4 * (L * (22 * tokens * C + 2 * batch * H * block * (block + 1)) + 3 * tokens * V);
-};
-const activations = activationBytes(GPT_NEO_125M_CONFIG, 512, 4);
+}
 
 /** Parameters of a GPT-Neo config: embeddings, per block 12 C^2 weights + 10 C biases and LayerNorms, ln_f. */
 function parameterCount(config: typeof GPT_NEO_1_3B_CONFIG): number {
   const { hidden_size: C, num_layers: L, vocab_size: V, max_position_embeddings: P } = config;
   return (V + P) * C + L * (12 * C * C + 10 * C) + 2 * C;
 }
-console.log(
-  `| full fine-tune 125M | ${(full.parameters / 1e6).toFixed(1)} M trained | block 512 x batch 4 | ${full.tokensPerSecond.toFixed(0)} tok/s | ${full.secondsPerStep.toFixed(1)} s/step | ` +
-    `GEMM share of peak ${((fullFlops / full.secondsPerStep / peak) * 100).toFixed(0)}% | peak RSS ${gb(full.peakRssBytes)} GB | ` +
-    `budget ${gb(16 * parameterCount(GPT_NEO_125M_CONFIG) + activations + 1e9)} GB |`,
-);
 
-if (!options.skipLora) {
+const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
+const row = (label: string, report: TrainReport, shape: string, flops: number, budget: string) =>
+  `| ${label} | ${(report.parameters / 1e6).toFixed(2)} M trained | ${shape} | ${report.tokensPerSecond.toFixed(1)} tok/s | ` +
+  `${report.secondsPerStep.toFixed(1)} s/step | GEMM share of peak ${((flops / report.secondsPerStep / peak) * 100).toFixed(0)}% | ` +
+  `peak RSS ${gb(report.peakRssBytes)} GB | budget ${budget} |`;
+
+console.error(`measuring the float32 GEMM peak with ${threads} threads...`);
+const peak = await gemmPeak();
+console.log(`float32 GEMM peak (2048^3 MatMul, ONNX Runtime, ${threads} threads): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
+
+if (modes.includes('full')) {
+  const small = path.join(options.folder, 'gpt-neo-125M-random');
+  if (!existsSync(path.join(small, 'model.safetensors'))) await writeRandomCheckpoint(small, GPT_NEO_125M_CONFIG);
+  console.error('full fine-tune, 125M shape, block 512, batch 4...');
+  const full = await runChild(small, 'full', 512, 4);
+  // The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB.
+  const budget = 16 * parameterCount(GPT_NEO_125M_CONFIG) + activationBytes(GPT_NEO_125M_CONFIG, 512, 4) + 1e9;
+  console.log(row('full fine-tune 125M', full, 'block 512 x batch 4', stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false), `${gb(budget)} GB`));
+}
+
+if (modes.includes('lora')) {
   const large = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
   console.error('LoRA r 8 on q_proj, v_proj, 1.3B shape, block 512, batch 1...');
   const lora = await runChild(large, 'lora', 512, 1);
-  const loraFlops = stepFlops(GPT_NEO_1_3B_CONFIG, 512, 1, true);
-  console.log(
-    `| LoRA 1.3B | ${(lora.parameters / 1e6).toFixed(2)} M trained | block 512 x batch 1 | ${lora.tokensPerSecond.toFixed(0)} tok/s | ${lora.secondsPerStep.toFixed(1)} s/step | ` +
-      `GEMM share of peak ${((loraFlops / lora.secondsPerStep / peak) * 100).toFixed(0)}% | peak RSS ${gb(lora.peakRssBytes)} GB | budget 8.00 GB ` +
-      `(float32 weights ${gb(4 * parameterCount(GPT_NEO_1_3B_CONFIG))} GB + activations ${gb(activationBytes(GPT_NEO_1_3B_CONFIG, 512, 1))} GB estimated) |`,
-  );
+  const estimate = `(float32 weights ${gb(4 * parameterCount(GPT_NEO_1_3B_CONFIG))} GB + activations ${gb(activationBytes(GPT_NEO_1_3B_CONFIG, 512, 1))} GB estimated)`;
+  console.log(row('LoRA 1.3B', lora, 'block 512 x batch 1', stepFlops(GPT_NEO_1_3B_CONFIG, 512, 1, true), `8.00 GB ${estimate}`));
 }

@@ -48,8 +48,8 @@ export class BlockDataset {
     readonly blockSize: number,
   ) {}
 
-  static async fromFile(file: string, encode: (text: string) => number[], eosTokenId: number, blockSize: number): Promise<BlockDataset> {
-    const documents = await readDocuments(file);
+  /** `documents` are those of `file` (read first, so a bad file is reported before the tokenizer loads). */
+  static fromDocuments(file: string, documents: string[], encode: (text: string) => number[], eosTokenId: number, blockSize: number): BlockDataset {
     const tokens: number[] = [];
     for (const document of documents) {
       for (const id of encode(document)) tokens.push(id);

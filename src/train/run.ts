@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { loadConfig } from '../model/config.js';
 import { AutoTokenizer } from '../tokenizer/index.js';
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { BlockDataset, ShuffledBatches } from './data.js';
+import { BlockDataset, readDocuments, ShuffledBatches } from './data.js';
 import { TrainingInputError } from './errors.js';
 import { trainingDisplay } from './progress.js';
 import { Trainer, type TrainerOptions, type TrainingBatch } from './trainer.js';
@@ -55,10 +55,12 @@ export async function train(args: TrainingArguments): Promise<TrainingResult> {
   }
   const eos = config.eos_token_id;
   if (eos === null) throw new TrainingInputError(`${args.model}: config.json has no eos_token_id to join documents with`);
+  const trainDocuments = await readDocuments(args.train_file);
+  const validationDocuments = args.validation_file ? await readDocuments(args.validation_file) : undefined;
   const tokenizer = await AutoTokenizer.from_pretrained(args.model);
   const encode = (text: string) => tokenizer.encode(text);
-  const trainData = await BlockDataset.fromFile(args.train_file, encode, eos, blockSize);
-  const validationData = args.validation_file ? await BlockDataset.fromFile(args.validation_file, encode, eos, blockSize) : undefined;
+  const trainData = BlockDataset.fromDocuments(args.train_file, trainDocuments, encode, eos, blockSize);
+  const validationData = validationDocuments && BlockDataset.fromDocuments(args.validation_file!, validationDocuments, encode, eos, blockSize);
 
   const batchSize = args.batch_size ?? 8;
   const accumulation = args.gradient_accumulation_steps ?? 1;

@@ -153,7 +153,9 @@ export class Trainer {
   async step(batch: TrainingBatch | TrainingBatch[]): Promise<StepResult> {
     const microBatches = Array.isArray(batch) ? batch : [batch];
     if (microBatches.length === 0) throw new TrainingInputError('step() needs at least one batch');
-    // The first micro-batch's gradient outputs (already scaled for the average) become the sums.
+    // The first micro-batch's gradient outputs (already scaled for the average) become the sums. The previous
+    // step's gradients are let go first: with them, a step would briefly hold two sets.
+    this.lastGradients = new Map();
     const gradients = new Map<string, Float32Array>();
     let loss = 0;
     for (const [index, micro] of microBatches.entries()) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { train, Trainer, type TrainingArguments } from '../../src/index.js';
-import { BlockDataset, ShuffledBatches } from '../../src/train/data.js';
+import { BlockDataset, readDocuments, ShuffledBatches } from '../../src/train/data.js';
 import { fixture } from '../helpers/fixtures.js';
 import { readTrainReference, TINY_RANDOM, TRAIN_TEXT } from './helpers.js';
 
@@ -88,7 +88,7 @@ describe('run_clm data preparation', () => {
   it('joins documents with EOS, cuts whole blocks, and shuffles blocks by the seed', async () => {
     const jsonl = file('docs.jsonl', '{"text": "a b"}\n{"text": "c"}\n');
     const encode = (text: string) => text.split(' ').map((word) => word.charCodeAt(0));
-    const data = await BlockDataset.fromFile(jsonl, encode, 0, 2);
+    const data = BlockDataset.fromDocuments(jsonl, await readDocuments(jsonl), encode, 0, 2);
     expect(data.length).toBe(2); // [97, 98, 0, 99, 0] -> two blocks of 2, the remainder dropped
     expect(data.batch([0, 1]).input_ids).toEqual([[97, 98], [0, 99]]);
     expect(data.batch([1]).labels).toEqual([[0, 99]]);
