@@ -1,5 +1,6 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type GPTNeoConfig, loadConfig } from '../model/config.js';
 import { EmbeddingTable } from '../model/embeddings.js';
@@ -7,6 +8,7 @@ import { IO } from '../model/gpt-neo.js';
 import { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { OrtTensor, RuntimeSession } from '../runtime/session.js';
+import { gptNeoCacheDir } from '../util/cache-dir.js';
 import { openCheckpoint, writeSafetensors } from '../weights/index.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraSettings } from '../weights/lora-adapter.js';
 import { TrainingInputError } from './errors.js';
@@ -57,6 +59,8 @@ export interface OptimizerState {
   moments: Map<string, Moments>;
 }
 
+/** Bumped whenever the training graph changes, so stale cached graphs are never reused. */
+const TRAINING_GRAPH_VERSION = 1;
 /** PEFT's default for GPT-Neo. */
 const DEFAULT_LORA_TARGETS = ['q_proj', 'v_proj'];
 const HIDDEN = -3.4028234663852886e38;
@@ -79,7 +83,6 @@ export class Trainer {
     private readonly graphParameters: Pick<TrainingParameters, 'trainable' | 'dropoutMasks'>,
     private readonly seed: number,
     private readonly runtime: RuntimeSession,
-    private readonly graphFolder: string,
     /** Frozen embeddings (LoRA) are read from the graph's weights file; trained ones from `values`. */
     private readonly frozenEmbeddings: EmbeddingTable | undefined,
   ) {}
@@ -115,7 +118,6 @@ export class Trainer {
 
     const config = await loadConfig(folder);
     const checkpoint = await openCheckpoint(folder);
-    const graphFolder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-train-'));
     try {
       const g = new GraphBuilder();
       const params = trainingParameters(g, config, checkpoint, lora);
@@ -128,22 +130,25 @@ export class Trainer {
             `(GPT-Neo has q_proj, k_proj, v_proj, out_proj, c_fc, c_proj)`,
         );
       }
-      const modelFolder = path.join(graphFolder, 'graph');
-      await writeOnnxModel(g, modelFolder, 'Preparing the training graph');
+      // Kept in the conversion cache like inference graphs: LoRA's frozen weights (5.3 GB for the 1.3B) are written
+      // once per checkpoint and adapter layout, and a killed run leaves nothing behind in a temporary folder.
+      const key = createHash('sha256')
+        .update(JSON.stringify({ version: TRAINING_GRAPH_VERSION, config, weights: checkpoint.contentKey, lora: lora && { ...lora, dropout: lora.dropout > 0 } }))
+        .digest('hex')
+        .slice(0, 32);
+      const modelFolder = gptNeoCacheDir('onnx', `${path.basename(path.resolve(folder))}-train-${lora ? 'lora' : 'full'}-${key}`);
       const modelPath = path.join(modelFolder, MODEL_FILE);
+      await writeOnce(modelFolder, () => writeOnnxModel(g, modelFolder, 'Preparing the training graph'));
       // Frozen (LoRA) weights are read in place from the memory-mapped graph file, not repacked into a second copy.
       const runtime = await RuntimeSession.create(modelPath, { threads: options.threads, prepackWeights: false });
       const frozenEmbeddings = embeddingsTrain ? undefined : await EmbeddingTable.open(modelPath, IO.tokenEmbeddings);
       const seed = options.seed ?? 42;
-      const trainer = new Trainer(config, folder, settings, lora, params, seed, runtime, graphFolder, frozenEmbeddings);
+      const trainer = new Trainer(config, folder, settings, lora, params, seed, runtime, frozenEmbeddings);
       const random = new SeededRandom(seed);
       for (const tensor of params.trainable) {
         trainer.values.set(tensor.name, await initialValue(tensor, checkpoint, random));
       }
       return trainer;
-    } catch (error) {
-      await rm(graphFolder, { recursive: true, force: true });
-      throw error;
     } finally {
       await checkpoint.close();
     }
@@ -266,7 +271,6 @@ export class Trainer {
   async dispose(): Promise<void> {
     this.frozenEmbeddings?.close();
     await this.runtime.release();
-    await rm(this.graphFolder, { recursive: true, force: true });
   }
 
   /** Adds one micro-batch's gradients (scaled for averaging over `parts` micro-batches) and returns its loss. */
@@ -360,6 +364,19 @@ export class Trainer {
     ids.forEach((id, row) => out.set(wte.subarray(id * C, (id + 1) * C), row * C));
     return out;
   }
+}
+
+/** Graphs being written by this process: trainers created at once share one write (its staging folder is per process). */
+const writing = new Map<string, Promise<void>>();
+
+async function writeOnce(modelFolder: string, write: () => Promise<void>): Promise<void> {
+  if (existsSync(path.join(modelFolder, MODEL_FILE))) return;
+  let pending = writing.get(modelFolder);
+  if (!pending) {
+    pending = write().finally(() => writing.delete(modelFolder));
+    writing.set(modelFolder, pending);
+  }
+  await pending;
 }
 
 /** HF's default decay exclusions: every bias and the LayerNorm weights (ln_1, ln_2, ln_f). */
