@@ -60,6 +60,7 @@ export function trainCommand(): Command {
     const result = await train({
       ...(fromFlags as Omit<TrainingArguments, 'model'>),
       model,
+      base_model_name_or_path: flags.model as string,
       max_grad_norm: maxGradNorm === 0 ? null : maxGradNorm,
       resume: flags.resume === true,
       lora:

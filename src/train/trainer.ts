@@ -34,6 +34,8 @@ export interface TrainerOptions {
   max_steps?: number;
   /** LoRA in PEFT's layout: the base model frozen, only the adapters train. */
   lora?: { r: number; alpha: number; target_modules?: string[]; dropout?: number };
+  /** What adapter_config.json names as the base model (a Hub id); default: the folder trained from. */
+  base_model_name_or_path?: string;
   /** Seed of LoRA's initialisation and dropout. */
   seed?: number;
   threads?: number;
@@ -103,6 +105,7 @@ export class Trainer {
       lr_scheduler_type: options.lr_scheduler_type ?? 'linear',
       warmup_steps: options.warmup_steps ?? 0,
       max_steps: options.max_steps,
+      base_model_name_or_path: options.base_model_name_or_path ?? folder,
     };
     validateSettings(settings);
     const lora = options.lora && {
@@ -251,7 +254,7 @@ export class Trainer {
     await mkdir(outDir, { recursive: true });
     const tensors = this.trainable.map(({ name, shape }) => ({ name, shape, dtype: 'F32' as const, data: () => this.values.get(name)! }));
     if (this.lora) {
-      const config = adapterConfigJson(this.lora, this.source);
+      const config = adapterConfigJson(this.lora, this.options.base_model_name_or_path);
       await writeFile(path.join(outDir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
       await writeSafetensors(path.join(outDir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt' });
     } else {
