@@ -61,6 +61,20 @@ async function runChild(folder: string, mode: 'full' | 'lora', block: number, ba
   return JSON.parse(stdout) as TrainReport;
 }
 
+/** The same step in PyTorch float32 on the CPU (src/bench/torch-train-step.py), when $PYTHON (default python3) has torch. */
+async function torchPeer(block: number, batch: number): Promise<Omit<TrainReport, 'parameters'> | undefined> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'bench', 'torch-train-step.py');
+  const { hidden_size: C, num_layers: L, num_heads: H } = GPT_NEO_125M_CONFIG;
+  try {
+    const args = [script, C, L, H, block, batch, threads, options.steps].map(String);
+    const { stdout } = await promisify(execFile)(process.env.PYTHON ?? 'python3', args, { maxBuffer: 1 << 20 });
+    return JSON.parse(stdout) as Omit<TrainReport, 'parameters'>;
+  } catch (error) {
+    if ((error as { stderr?: string }).stderr?.includes("No module named 'torch'") || (error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
 /**
  * Matrix-product FLOPs of one training step over `tokens` tokens of `block`: forward 2, backward 4 (inputs and
  * weights) per weight and token; frozen weights (LoRA) need no weight gradient, so 4. Attention's two products
@@ -109,6 +123,9 @@ if (modes.includes('full')) {
   // The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB.
   const budget = 16 * parameterCount(GPT_NEO_125M_CONFIG) + activationBytes(GPT_NEO_125M_CONFIG, 512, 4) + 1e9;
   console.log(row('full fine-tune 125M', full, 'block 512 x batch 4', stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false), `${gb(budget)} GB`));
+  const torch = await torchPeer(512, 4);
+  if (torch) console.log(row('PyTorch peer, 125M', { ...torch, parameters: full.parameters }, 'block 512 x batch 4', stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false), '-'));
+  else console.log('PyTorch peer: python3 with torch not found, skipped');
 }
 
 if (modes.includes('lora')) {
