@@ -64,3 +64,13 @@ export {
   scanCaches,
 } from './cache/index.js';
 export { createServer, type GPTNeoServer, type ServeOptions } from './serve/index.js';
+export {
+  type StepResult,
+  train,
+  Trainer,
+  type TrainerOptions,
+  type TrainingArguments,
+  type TrainingBatch,
+  TrainingInputError,
+  type TrainingResult,
+} from './train/index.js';

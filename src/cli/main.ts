@@ -6,11 +6,12 @@ import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { serveCommand } from './serve.js';
+import { trainCommand } from './train.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('gpt-neo')
-  .description("EleutherAI's GPT-Neo models on ONNX Runtime: generate text, download and evaluate models.")
+  .description("EleutherAI's GPT-Neo models on ONNX Runtime: generate, evaluate, serve and fine-tune; download and manage models.")
   .version(version)
   .showHelpAfterError()
   .addHelpText(
@@ -27,6 +28,7 @@ Examples:
   gpt-neo download EleutherAI/gpt-neo-1.3B
   gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json
   gpt-neo serve --model EleutherAI/gpt-neo-1.3B --dtype q8 --port 8000
+  gpt-neo train --model EleutherAI/gpt-neo-125M --train-file my.txt --output-dir ./my-neo --max-steps 1000
   gpt-neo cache ls; gpt-neo cache prune --older-than 30d --max-size 20GB`,
   );
 program.addCommand(generateCommand());
@@ -34,6 +36,7 @@ program.addCommand(downloadCommand());
 program.addCommand(evalCommand());
 program.addCommand(cacheCommand());
 program.addCommand(serveCommand());
+program.addCommand(trainCommand());
 
 try {
   await program.parseAsync();

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { openCheckpoint } from '../weights/index.js';
+import { withLoraAdapter } from '../weights/lora-adapter.js';
 import type { GPTNeoConfig } from './config.js';
 import { openConversion } from './conversion-cache.js';
 import { buildGPTNeoGraph, type GraphVariant } from './gpt-neo.js';
@@ -22,15 +23,21 @@ export interface OnnxModel {
 /**
  * Returns an ONNX model for (checkpoint, weight format, graph variant), converting the checkpoint on first
  * use. The conversion is keyed by the checkpoint's content (its tensors' sha256), the config, the format,
- * the variant and the graph version, never by the folder: a moved or copied checkpoint reuses it.
+ * the variant and the graph version, never by the folder: a moved or copied checkpoint reuses it. A LoRA
+ * adapter is merged into the weights it targets (its files are hashed into the key like the weights).
  */
 export async function prepareOnnxModel(
   folder: string,
   config: GPTNeoConfig,
   format: WeightFormat,
   variant: GraphVariant = CAUSAL_LM_VARIANT,
+  adapter?: string,
 ): Promise<OnnxModel> {
-  const checkpoint = await openCheckpoint(folder);
+  const base = await openCheckpoint(folder);
+  const checkpoint = adapter ? await withLoraAdapter(base, adapter).catch(async (error: unknown) => {
+    await base.close();
+    throw error;
+  }) : base;
   try {
     const conversion = await openConversion(
       {

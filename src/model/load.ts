@@ -13,6 +13,8 @@ export interface FromPretrainedOptions {
   threads?: number;
   /** ONNX Runtime's worker threads spin briefly while waiting for work (default on; `npm run bench` measures both). */
   spinning?: boolean;
+  /** A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors), merged into the weights at load. */
+  adapter?: string;
 }
 
 /** One graph variant of a checkpoint, converted and opened in ONNX Runtime, with its token embeddings. */
@@ -36,7 +38,7 @@ export async function openConvertedModel(
   if (!WEIGHT_FORMATS.includes(dtype)) {
     throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
   }
-  const conversion = await prepareOnnxModel(folder, config, dtype, variant);
+  const conversion = await prepareOnnxModel(folder, config, dtype, variant, options.adapter);
   const { modelPath } = conversion;
   try {
     // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).

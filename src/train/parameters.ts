@@ -1,0 +1,90 @@
+import type { GraphBuilder } from '../onnx/graph.js';
+import type { GPTNeoConfig } from '../model/config.js';
+import type { ParameterSource } from '../model/gpt-neo.js';
+import type { Checkpoint } from '../weights/index.js';
+import { loraTensorName, type LoraSettings, matchesTarget } from '../weights/lora-adapter.js';
+import { TrainingInputError } from './errors.js';
+
+/** A tensor the optimizer updates: a graph input fed from JS memory at every step. */
+export interface TrainableTensor {
+  name: string;
+  shape: number[];
+  /** LoRA's lora_A is initialised (Kaiming uniform over its input features); everything else is read or zero. */
+  init: 'checkpoint' | 'kaiming_uniform' | 'zeros';
+}
+
+export interface TrainingParameters extends ParameterSource {
+  /** In the order the model description asked for them: Hugging Face's named_parameters() order. */
+  readonly trainable: TrainableTensor[];
+  /** LoRA targets that matched no linear layer (known once the graph is built). */
+  readonly unmatchedTargets: string[];
+  /** With LoRA dropout: the inputs taking each adapter's dropout mask [tokens, in features] (all ones when evaluating). */
+  readonly dropoutMasks: Array<{ name: string; features: number }>;
+}
+
+/**
+ * The model's parameters for a training graph. Full fine-tuning: every parameter is a graph input, so the
+ * same graph runs with the values the optimizer just wrote. LoRA: the base weights are frozen into the
+ * graph (memory-mapped like inference weights) and each targeted linear layer gets PEFT's low-rank update,
+ * y = x W^T + b + (alpha / r) (x A^T) B^T, with A and B the trainable inputs.
+ */
+export function trainingParameters(
+  g: GraphBuilder,
+  config: GPTNeoConfig,
+  checkpoint: Checkpoint,
+  lora: LoraSettings | undefined,
+): TrainingParameters {
+  const trainable: TrainableTensor[] = [];
+  const dropoutMasks: Array<{ name: string; features: number }> = [];
+  const registered = new Set<string>();
+  const matchedTargets = new Set<string>();
+
+  const tensor = (name: string, shape: number[]): string => {
+    if (registered.has(name)) return name;
+    registered.add(name);
+    const info = checkpoint.tensors.get(name);
+    if (!info) throw new TrainingInputError(`the checkpoint has no tensor '${name}' (expected shape [${shape.join(', ')}])`);
+    if (info.shape.join() !== shape.join()) {
+      throw new TrainingInputError(`tensor '${name}' has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    }
+    if (lora) return g.weight(name, 'float32', shape, () => checkpoint.readFloat32(name));
+    trainable.push({ name, shape, init: 'checkpoint' });
+    return g.input(name, 'float32', shape);
+  };
+  const trainableInput = (name: string, shape: number[], init: TrainableTensor['init']) => {
+    trainable.push({ name, shape, init });
+    return g.input(name, 'float32', shape);
+  };
+
+  const linear = (x: string, module: string, outFeatures: number, inFeatures: number, withBias: boolean): string => {
+    const weightName = module === 'lm_head' && config.tie_word_embeddings ? 'transformer.wte.weight' : `${module}.weight`;
+    const weight = tensor(weightName, [outFeatures, inFeatures]);
+    const inputs = withBias ? [x, weight, tensor(`${module}.bias`, [outFeatures])] : [x, weight];
+    const y = g.node('Gemm', inputs, { transB: 1 });
+    const target = lora?.target_modules.find((t) => matchesTarget(module, t));
+    if (!lora || target === undefined) return y;
+    matchedTargets.add(target);
+    const a = trainableInput(loraTensorName(module, 'A'), [lora.r, inFeatures], 'kaiming_uniform');
+    const b = trainableInput(loraTensorName(module, 'B'), [outFeatures, lora.r], 'zeros');
+    // PEFT: lora_B(lora_A(dropout(x))); the mask (0 or 1 / (1 - p)) comes from the caller's seeded generator.
+    let adapterInput = x;
+    if (lora.dropout > 0) {
+      const mask = g.input(`lora_dropout_mask.${module}`, 'float32', ['tokens', inFeatures]);
+      dropoutMasks.push({ name: mask, features: inFeatures });
+      adapterInput = g.node('Mul', [x, mask]);
+    }
+    const update = g.node('Gemm', [g.node('Gemm', [adapterInput, a], { transB: 1 }), b], { transB: 1 });
+    return g.node('Add', [y, g.node('Mul', [update, g.constFloat(lora.alpha / lora.r)])]);
+  };
+
+  return {
+    trainable,
+    dropoutMasks,
+    tensor,
+    linear,
+    linears: (x, names, outFeatures, inFeatures) => names.map((name) => linear(x, name, outFeatures, inFeatures, false)),
+    get unmatchedTargets() {
+      return lora ? lora.target_modules.filter((t) => !matchedTargets.has(t)) : [];
+    },
+  };
+}
