@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { STAGING_MARK, writeFileAtomic } from '../util/atomic-write.js';
 import { gptNeoCacheDir } from '../util/cache-dir.js';
 import { evictLeastRecentlyUsed, parseSize, treeSize } from '../util/cache-size.js';
-import { acquireLock, tryAcquireLock, withLock } from '../util/file-lock.js';
+import { acquireLock, tryAcquireLock } from '../util/file-lock.js';
 import { startProgress } from '../util/progress.js';
 
 /**
@@ -76,15 +77,24 @@ export async function openConversion(
       return { folder, release: () => lock.release() };
     }
     await lock.release();
-    await withLock(lockPath, { waitingFor: `another process converting ${source}` }, async () => {
-      if (await isFile(manifestPath)) return;
+    // Converting needs the lock alone, but waiting for it would outwait a finished conversion's users (they
+    // hold it shared while loaded): take it only when it is free, else look again after a short pause.
+    const converting = await tryAcquireLock(lockPath);
+    if (!converting) {
+      await sleep(50 + Math.random() * 50);
+      continue;
+    }
+    try {
+      if (await isFile(manifestPath)) continue;
       await removeLeftovers(id);
       await convert(folder);
       const { format, variant, graphVersion } = request.key;
       const manifest: ConversionManifest = { format, variant, graphVersion, source, weights };
       // Written last: a folder without its manifest is not a finished conversion.
       await writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-    });
+    } finally {
+      await converting.release();
+    }
     await enforceMaxSize(id);
   }
 }
