@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { gptNeoCacheDir } from '../util/cache-dir.js';
-import { openCheckpoint } from '../weights/index.js';
+import { type Checkpoint, openCheckpoint } from '../weights/index.js';
 import type { GPTNeoConfig } from './config.js';
 import { buildGPTNeoGraph } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
@@ -17,13 +18,16 @@ const GRAPH_FORMAT_VERSION = 7;
  * The cache key covers the checkpoint's content, the config and the format, so an edited checkpoint or a
  * new graph version converts again.
  */
+/** The key a conversion is cached under, here and in the browser build's storage. */
+export function conversionKey(checkpoint: Checkpoint, config: GPTNeoConfig, format: WeightFormat): string {
+  const key = JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, weights: checkpoint.contentKey, config });
+  return bytesToHex(sha256(new TextEncoder().encode(key))).slice(0, 32);
+}
+
 export async function prepareOnnxModel(folder: string, config: GPTNeoConfig, format: WeightFormat): Promise<string> {
   const checkpoint = await openCheckpoint(folder);
   try {
-    const key = createHash('sha256')
-      .update(JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, weights: checkpoint.contentKey, config }))
-      .digest('hex')
-      .slice(0, 32);
+    const key = conversionKey(checkpoint, config, format);
     const target = path.join(gptNeoCacheDir('onnx'), `${path.basename(path.resolve(folder))}-${format}-${key}`);
     const modelPath = path.join(target, MODEL_FILE);
     if (existsSync(modelPath)) return modelPath;

@@ -5,12 +5,18 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
+/** Token embedding rows, looked up on the host and fed to the graph as inputs_embeds. */
+export interface TokenEmbeddings {
+  lookup(ids: ArrayLike<number>): Float32Array;
+  close(): void;
+}
+
 /**
  * A float32 [rows, width] weight of a converted model, read row by row from its external data file.
  * Token embeddings are looked up this way rather than by a Gather over the memory-mapped table: a Gather
  * faults in whole pages around every row it reads, and a long prompt touched most of the 0.4 GB table.
  */
-export class EmbeddingTable {
+export class EmbeddingTable implements TokenEmbeddings {
   private constructor(
     private readonly fd: number,
     private readonly offset: number,
@@ -33,7 +39,6 @@ export class EmbeddingTable {
     return new EmbeddingTable(fd, Number(external.get('offset') ?? 0), dims[0]!, dims[1]!);
   }
 
-  /** The rows of `ids` (already checked to be in range), one after another. */
   lookup(ids: ArrayLike<number>): Float32Array {
     const out = new Float32Array(ids.length * this.width);
     const bytes = new Uint8Array(out.buffer);

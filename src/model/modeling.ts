@@ -1,10 +1,11 @@
 import { generate, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
 import type { Decode } from '../generation/index.js';
 import { RuntimeSession } from '../runtime/session.js';
+import type { InferenceRunner } from '../runtime/tensor.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
 import { prepareOnnxModel } from './convert.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
-import { EmbeddingTable } from './embeddings.js';
+import { EmbeddingTable, type TokenEmbeddings } from './embeddings.js';
 import { IO } from './gpt-neo.js';
 import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
 import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
@@ -37,9 +38,14 @@ export class GPTNeoForCausalLM {
   private constructor(
     readonly config: GPTNeoConfig,
     readonly dtype: WeightFormat,
-    private readonly runtime: RuntimeSession,
-    private readonly embeddings: EmbeddingTable,
+    private readonly runtime: InferenceRunner,
+    private readonly embeddings: TokenEmbeddings,
   ) {}
+
+  /** A model over a runtime loaded elsewhere: the browser build converts and loads models its own way (src/browser). */
+  static fromRuntime(config: GPTNeoConfig, dtype: WeightFormat, runtime: InferenceRunner, embeddings: TokenEmbeddings): GPTNeoForCausalLM {
+    return new GPTNeoForCausalLM(config, dtype, runtime, embeddings);
+  }
 
   /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForCausalLM> {

@@ -1,8 +1,8 @@
 import os from 'node:os';
 import ort from 'onnxruntime-node';
+import type { InferenceRunner, OrtTensor } from './tensor.js';
 
-export type OrtTensor = ort.Tensor;
-export const OrtTensor = ort.Tensor;
+export { OrtTensor } from './tensor.js';
 
 export interface RuntimeOptions {
   /** Intra-op threads; default: the number of cores. */
@@ -22,7 +22,7 @@ export interface RuntimeOptions {
 }
 
 /** An ONNX Runtime CPU session over a model file on disk (its external weights next to it). */
-export class RuntimeSession {
+export class RuntimeSession implements InferenceRunner {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async create(modelPath: string, options: RuntimeOptions = {}): Promise<RuntimeSession> {
@@ -48,7 +48,7 @@ export class RuntimeSession {
     return new RuntimeSession(session);
   }
 
-  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  async run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
     return this.session.run(feeds);
   }
 

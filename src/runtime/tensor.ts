@@ -1,0 +1,14 @@
+import { Tensor } from 'onnxruntime-common';
+
+/**
+ * ONNX Runtime's tensor class, from the package that onnxruntime-node and onnxruntime-web both build on, so
+ * code that feeds the model runs unchanged on either.
+ */
+export type OrtTensor = Tensor;
+export const OrtTensor = Tensor;
+
+/** A loaded model that runs: an onnxruntime-node session in Node, an onnxruntime-web one in a browser. */
+export interface InferenceRunner {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
