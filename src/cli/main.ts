@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { demoCommand } from './demo.js';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
@@ -22,11 +23,13 @@ Examples:
   gpt-neo generate "EleutherAI has"
   gpt-neo generate --model EleutherAI/gpt-neo-125M --max-new-tokens 40 --do-sample --seed 1 "Once upon a time"
   gpt-neo download EleutherAI/gpt-neo-1.3B
+  gpt-neo demo --model EleutherAI/gpt-neo-125M --port 8080
   gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json`,
   );
 program.addCommand(generateCommand());
 program.addCommand(downloadCommand());
 program.addCommand(evalCommand());
+program.addCommand(demoCommand());
 
 try {
   await program.parseAsync();

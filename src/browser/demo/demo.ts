@@ -1,0 +1,110 @@
+/// <reference lib="dom" />
+// The demo page behind `gpt-neo demo`. Its element ids (#prompt, #max-new-tokens, #do-sample, #generate,
+// #output with data-state="done") are what test/browser drives.
+import type { GenerationConfig, TokenStreamer } from '../../generation/index.js';
+import { AutoTokenizer, type LoadStage, loadBrowserModel, resolveModelSource, TextIteratorStreamer, type WeightFormat } from '../index.js';
+import { textGenerationPipeline } from '../../pipeline/index.js';
+
+const element = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const status = element<HTMLDivElement>('status');
+const progress = element<HTMLProgressElement>('progress');
+const errorBox = element<HTMLDivElement>('error');
+const output = element<HTMLDivElement>('output');
+const speed = element<HTMLParagraphElement>('speed');
+const button = element<HTMLButtonElement>('generate');
+const numberIn = (id: string) => element<HTMLInputElement>(id).valueAsNumber;
+
+/** The server's defaults (`gpt-neo demo --model --dtype`), overridden by ?model= and ?dtype= in the URL. */
+async function settings(): Promise<{ model: string; dtype: WeightFormat; device: 'wasm' | 'webgpu' | 'auto' }> {
+  const served: { model?: string; dtype?: WeightFormat } = await fetch('./demo-config.json')
+    .then((response) => (response.ok ? response.json() : {}))
+    .catch(() => ({}));
+  const query = new URLSearchParams(location.search);
+  const model = query.get('model') ?? served.model;
+  if (!model) throw new Error('no model chosen: start the page with `gpt-neo demo --model <hub id or folder>` or add ?model=<hub id or URL>');
+  const dtype = (query.get('dtype') ?? served.dtype ?? 'q8') as WeightFormat;
+  const device = (query.get('device') ?? 'wasm') as 'wasm' | 'webgpu' | 'auto';
+  return { model, dtype, device };
+}
+
+const STAGE_TEXT: Record<LoadStage, string> = {
+  downloading: 'Downloading the checkpoint',
+  converting: 'Converting the weights',
+  'loading-cached': 'Loading the converted model from browser storage',
+  'starting-runtime': 'Starting ONNX Runtime',
+};
+
+function showProgress(stage: LoadStage, done: number, total: number): void {
+  const amount = total > 0 ? ` ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB` : done > 0 ? ` ${(done / 1e6).toFixed(1)} MB` : '';
+  status.textContent = `${STAGE_TEXT[stage]}…${amount}`;
+  if (total > 0) progress.value = done / total;
+  else progress.removeAttribute('value');
+}
+
+function fail(message: string): void {
+  errorBox.textContent = message;
+  status.textContent = 'Failed';
+  status.dataset.state = 'error';
+  progress.hidden = true;
+}
+
+async function main(): Promise<void> {
+  const { model: reference, dtype, device } = await settings();
+  element('model-name').textContent = `${reference} (${dtype})`;
+  const source = resolveModelSource(reference);
+  const tokenizer = await AutoTokenizer.from_pretrained(reference);
+  const loaded = await loadBrowserModel(source, { dtype, device, onProgress: showProgress });
+  const generator = textGenerationPipeline(loaded.model, tokenizer);
+  progress.hidden = true;
+  status.textContent = `Ready: ${dtype} on ${loaded.device}, ${loaded.threads} thread${loaded.threads === 1 ? '' : 's'}${
+    crossOriginIsolated ? '' : ' (not cross-origin isolated: no WebAssembly threads)'
+  }${loaded.fromCache ? ', converted model from browser storage' : ''}`;
+  status.dataset.state = 'ready';
+  button.disabled = false;
+
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    errorBox.textContent = '';
+    output.dataset.state = 'generating';
+    const prompt = element<HTMLTextAreaElement>('prompt').value;
+    output.replaceChildren(Object.assign(document.createElement('span'), { className: 'prompt', textContent: prompt }));
+    const doSample = element<HTMLInputElement>('do-sample').checked;
+    const options: GenerationConfig = {
+      max_new_tokens: numberIn('max-new-tokens'),
+      do_sample: doSample,
+      ...(doSample && { temperature: numberIn('temperature'), top_k: numberIn('top-k'), top_p: numberIn('top-p') }),
+      ...(doSample && Number.isFinite(numberIn('seed')) && { seed: numberIn('seed') }),
+    };
+    const skipSpecialIds = new Set([tokenizer.eos_token_id, tokenizer.pad_token_id].filter((id) => id !== null));
+    const text = new TextIteratorStreamer((ids) => tokenizer.decodeBytes(ids), { skipSpecialIds });
+    // Counts tokens as they arrive, for tokens/s; the first put() is the prompt.
+    const times: number[] = [];
+    const counting: TokenStreamer = {
+      put: (ids) => {
+        times.push(performance.now());
+        text.put(ids);
+      },
+      end: () => text.end(),
+      abort: (reason) => text.abort(reason),
+    };
+    const generation = generator(prompt, { ...options, streamer: counting });
+    generation.catch(() => {}); // the error reaches the loop below through the streamer
+    try {
+      for await (const piece of text) output.append(piece);
+      await generation;
+      const tokens = times.length - 1;
+      if (tokens > 1) {
+        const seconds = (times.at(-1)! - times[1]!) / 1000;
+        speed.textContent = `${tokens} tokens; first after ${((times[1]! - times[0]!) / 1000).toFixed(2)} s, then ${((tokens - 1) / seconds).toFixed(1)} tokens/s`;
+      }
+    } catch (error) {
+      errorBox.textContent = `Generation failed: ${(error as Error).message}`;
+    } finally {
+      output.dataset.state = 'done';
+      button.disabled = false;
+    }
+  });
+}
+
+main().catch((error: unknown) => fail(`Could not load the model: ${(error as Error).message}`));
+window.addEventListener('unhandledrejection', (event) => fail(String(event.reason?.message ?? event.reason)));
