@@ -31,7 +31,9 @@ export async function loadBrowserModel(source: ModelSource, options: BrowserMode
   if (!WEIGHT_FORMATS.includes(dtype)) {
     throw new Error(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
   }
-  const converted = await convertInWorker({ source, dtype }, options.onProgress);
+  // The worker resolves URLs against its own script, so a URL relative to the page is made absolute here.
+  const absolute = 'url' in source ? { ...source, url: new URL(source.url, location.href).href } : source;
+  const converted = await convertInWorker({ source: absolute, dtype }, options.onProgress);
   options.onProgress?.('starting-runtime', 0, 0);
   const { runner, device, threads } = await createBrowserSession(converted.model, converted.weights, options);
   const model = GPTNeoForCausalLM.fromRuntime(converted.config, dtype, runner, tableOf(converted));

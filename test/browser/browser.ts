@@ -24,9 +24,13 @@ export interface BrowserHarness {
 
 let built: Promise<string> | undefined;
 
-export async function startBrowser(model = path.join(FIXTURES, 'tiny-gpt2vocab'), dtype: WeightFormat = 'fp32'): Promise<BrowserHarness> {
+export async function startBrowser(
+  model = path.join(FIXTURES, 'tiny-gpt2vocab'),
+  dtype: WeightFormat = 'fp32',
+  folders: Record<string, string> = {},
+): Promise<BrowserHarness> {
   await (built ??= buildBrowser({ minify: false }));
-  const server = await startDemoServer({ model, dtype, port: 0, folders: { '/fixtures/': FIXTURES } });
+  const server = await startDemoServer({ model, dtype, port: 0, folders: { '/fixtures/': FIXTURES, ...folders } });
   const profile = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -42,16 +46,17 @@ export async function startBrowser(model = path.join(FIXTURES, 'tiny-gpt2vocab')
       '--disable-sync',
     ],
   });
+  const newPage = async (pathAndQuery = 'demo-config.json') => {
+    const page = await context.newPage();
+    await page.goto(new URL(pathAndQuery, server.url).href);
+    return page;
+  };
   return {
     url: server.url,
     context,
-    async newPage(pathAndQuery = 'demo-config.json') {
-      const page = await context.newPage();
-      await page.goto(new URL(pathAndQuery, server.url).href);
-      return page;
-    },
+    newPage,
     async libraryPage() {
-      const page = await this.newPage();
+      const page = await newPage();
       // A module script, not import() inside page.evaluate: vitest rewrites dynamic imports in test code.
       await page.addScriptTag({ type: 'module', content: "import * as lib from '/gpt-neo.js'; window.gptNeo = lib;" });
       await page.waitForFunction(() => 'gptNeo' in window);

@@ -1,0 +1,170 @@
+// The browser build in headless Chromium: parity with Hugging Face's logits, greedy generation equal to Node's,
+// the demo page, and clear errors on the page. One browser and server for the file: the first start of ONNX
+// Runtime's WebAssembly costs most of the time.
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { pipeline } from '../../src/pipeline/index.js';
+import { fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
+import { type BrowserHarness, startBrowser } from './browser.js';
+
+const TOL = 1e-4;
+
+interface PageForward {
+  argmax: number[];
+  logsumexp: number[];
+  /** Logits at the requested ids, per position. */
+  picked: number[][];
+}
+
+/** Loads a fixture model in the page and runs forward() on each input, returning what the checks need. */
+async function forwardInPage(
+  page: Page,
+  model: string,
+  dtype: string,
+  cases: Array<{ input_ids: number[][]; attention_mask?: number[][]; position_ids?: number[][]; pick: number[][] }>,
+): Promise<PageForward[]> {
+  return page.evaluate(
+    async ({ model, dtype, cases }) => {
+      const lib = (window as any).gptNeo;
+      const loaded = await lib.GPTNeoForCausalLM.from_pretrained(`/fixtures/${model}/`, { dtype });
+      const results = [];
+      for (const c of cases) {
+        const { logits } = await loaded.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, position_ids: c.position_ids });
+        const V = logits.dims[2];
+        const rows = logits.data.length / V;
+        const out = { argmax: [] as number[], logsumexp: [] as number[], picked: [] as number[][] };
+        for (let r = 0; r < rows; r++) {
+          const row = logits.data.subarray(r * V, (r + 1) * V);
+          let best = 0;
+          let max = -Infinity;
+          for (let i = 0; i < V; i++) if (row[i] > max) (max = row[i]), (best = i);
+          let sum = 0;
+          for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
+          out.argmax.push(best);
+          out.logsumexp.push(max + Math.log(sum));
+          out.picked.push((c.pick[r] ?? []).map((id: number) => row[id]));
+        }
+        results.push(out);
+      }
+      await loaded.dispose();
+      return results;
+    },
+    { model, dtype, cases },
+  );
+}
+
+let harness: BrowserHarness;
+let broken: string;
+
+beforeAll(async () => {
+  // A model folder whose weights file is cut short: the page must say so.
+  broken = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-broken-'));
+  for (const name of ['config.json', 'vocab.json', 'merges.txt']) await copyFile(fixture('tiny-gpt2vocab', name), path.join(broken, name));
+  const weights = await readFile(fixture('tiny-gpt2vocab', 'model.safetensors'));
+  await writeFile(path.join(broken, 'model.safetensors'), weights.subarray(0, 5000));
+  harness = await startBrowser(fixture('tiny-gpt2vocab'), 'fp32', { '/broken/': broken });
+});
+
+afterAll(async () => {
+  await harness?.close();
+  await rm(broken, { recursive: true, force: true });
+});
+
+describe.each(['tiny-random', 'tiny-random-fp16', 'tiny-random-bf16', 'tiny-gpt2vocab'])('%s in the page', (name) => {
+  const ref = readReference(name);
+
+  it('gives the reference logits within 1e-4 (every forward case and the left-padded batch)', async () => {
+    const page = await harness.libraryPage();
+    const sampled: number[] = ref.sampled_vocab_ids ?? [];
+    const forward = ref.forward.map((c: any) => ({
+      input_ids: c.input_ids,
+      position_ids: c.position_ids,
+      pick: c.input_ids[0].map((_: number, t: number) => (c.logits ? [...c.logits[0][t].keys()] : [...c.top10_ids[0][t], ...sampled])),
+    }));
+    const padded = ref.batch_left_padded;
+    const paddedCase = {
+      input_ids: padded.input_ids,
+      attention_mask: padded.attention_mask,
+      position_ids: padded.position_ids,
+      pick: padded.top10_ids.flat(),
+    };
+    const results = await forwardInPage(page, name, 'fp32', [...forward, paddedCase]);
+    await page.close();
+
+    ref.forward.forEach((c: any, i: number) => {
+      const result = results[i]!;
+      expect(result.argmax).toEqual(c.argmax[0]);
+      expect(maxAbsDiff(result.logsumexp, c.logsumexp[0])).toBeLessThan(TOL);
+      c.input_ids[0].forEach((_: number, t: number) => {
+        const expected = c.logits ? c.logits[0][t] : [...c.top10_values[0][t], ...c.sampled_logits[0][t]];
+        expect(maxAbsDiff(result.picked[t]!, expected)).toBeLessThan(TOL);
+      });
+    });
+    const batch = results.at(-1)!;
+    const T = padded.input_ids[0].length;
+    let checked = 0;
+    padded.argmax.forEach((row: Array<number | null>, b: number) =>
+      row.forEach((argmax, t) => {
+        if (argmax === null) return;
+        expect(batch.argmax[b * T + t]).toBe(argmax);
+        expect(Math.abs(batch.logsumexp[b * T + t]! - padded.logsumexp[b][t])).toBeLessThan(TOL);
+        expect(maxAbsDiff(batch.picked[b * T + t]!, padded.top10_values[b][t])).toBeLessThan(TOL);
+        checked++;
+      }),
+    );
+    expect(checked).toBe(padded.attention_mask.flat().filter((m: number) => m === 1).length);
+  });
+});
+
+describe('generation in the page', () => {
+  const prompt = 'It was a dark and stormy night, and';
+
+  it.each(['fp32', 'q8', 'q4'] as const)('greedy %s equals generate() in Node, streamed piece by piece', async (dtype) => {
+    const node = await pipeline('text-generation', fixture('tiny-trained'), { dtype, progress: false });
+    const ids = node.tokenizer.encode(prompt);
+    const nodeIds = (await node.model.generate({ input_ids: [ids], max_new_tokens: 24 }))[0]!;
+    const [{ generated_text: nodeText }] = await node(prompt, { max_new_tokens: 24, do_sample: false });
+    await node.dispose();
+
+    const page = await harness.libraryPage();
+    const inPage = await page.evaluate(
+      async ({ prompt, ids, dtype }) => {
+        const lib = (window as any).gptNeo;
+        const generator = await lib.pipeline('text-generation', '/fixtures/tiny-trained/', { dtype });
+        const sequence = (await generator.model.generate({ input_ids: [ids], max_new_tokens: 24 }))[0];
+        const pieces: string[] = [];
+        for await (const piece of generator.stream(prompt, { max_new_tokens: 24, do_sample: false })) pieces.push(piece);
+        await generator.dispose();
+        return { sequence, pieces };
+      },
+      { prompt, ids, dtype },
+    );
+    await page.close();
+    expect(inPage.sequence).toEqual(nodeIds);
+    expect(nodeIds.length).toBe(ids.length + 24);
+    expect(inPage.pieces.length).toBeGreaterThan(1);
+    expect(prompt + inPage.pieces.join('')).toBe(nodeText);
+  });
+
+  it('greedy decoding of the reference cases gives the reference tokens (KV cache in the page)', async () => {
+    const ref = readReference('tiny-random');
+    const page = await harness.libraryPage();
+    const sequences = await page.evaluate(async (cases) => {
+      const lib = (window as any).gptNeo;
+      const model = await lib.GPTNeoForCausalLM.from_pretrained('/fixtures/tiny-random/');
+      const out = [];
+      for (const c of cases) out.push(await model.generate({ input_ids: c.input_ids, attention_mask: c.attention_mask ?? undefined, max_new_tokens: c.max_new_tokens }));
+      await model.dispose();
+      return out;
+    }, ref.greedy);
+    await page.close();
+    ref.greedy.forEach((c: any, i: number) => {
+      const newIds: number[][] = Array.isArray(c.new_ids[0]) ? c.new_ids : [c.new_ids];
+      expect(sequences[i]).toEqual(c.input_ids.map((row: number[], b: number) => row.concat(newIds[b]!)));
+    });
+  });
+});
