@@ -11,7 +11,7 @@ import { DEFAULT_ENDPOINT } from '../hub/settings.js';
 import type { GPTNeoForCausalLM as GPTNeoModel } from '../model/modeling.js';
 import { textGenerationPipeline, type TextGenerationPipeline } from '../pipeline/index.js';
 import { AutoTokenizer as FilesTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
-import { modelFiles, type ModelSource } from './files.js';
+import { ModelFetchError, modelFiles, type ModelSource } from './files.js';
 import { type BrowserModelOptions, loadBrowserModel } from './load.js';
 
 export interface ModelLocationOptions {
@@ -38,9 +38,19 @@ export function resolveModelSource(reference: ModelReference, options: ModelLoca
   return { url: resolveUrl(endpoint, reference, options.revision ?? 'main', ''), token: options.token };
 }
 
+/** The files of a model folder, checked to be one: a folder without config.json is named as such, before anything else is read. */
+async function openModelFolder(source: ModelSource, reference: ModelReference) {
+  const files = modelFiles(source);
+  if (!(await files.exists('config.json'))) {
+    const what = Array.isArray(reference) ? 'the picked files are' : `${reference} is`;
+    throw new ModelFetchError(`${files.describe('config.json')} was not found (HTTP 404): ${what} not a GPT-Neo model folder`);
+  }
+  return files;
+}
+
 export const AutoTokenizer = {
-  from_pretrained(reference: ModelReference, options: ModelLocationOptions = {}): Promise<GPT2Tokenizer> {
-    return FilesTokenizer.from_pretrained(modelFiles(resolveModelSource(reference, options)));
+  async from_pretrained(reference: ModelReference, options: ModelLocationOptions = {}): Promise<GPT2Tokenizer> {
+    return FilesTokenizer.from_pretrained(await openModelFolder(resolveModelSource(reference, options), reference));
   },
 };
 
@@ -58,13 +68,13 @@ export async function pipeline(
 ): Promise<TextGenerationPipeline> {
   if (task !== 'text-generation') throw new Error(`pipeline task '${task as string}' is not supported (only 'text-generation')`);
   const source = resolveModelSource(reference, options);
-  const tokenizer = await FilesTokenizer.from_pretrained(modelFiles(source));
+  const tokenizer = await FilesTokenizer.from_pretrained(await openModelFolder(source, reference));
   const { model } = await loadBrowserModel(source, options);
   return textGenerationPipeline(model, tokenizer);
 }
 
 export { loadBrowserModel, type BrowserModel, type BrowserModelOptions, type LoadStage } from './load.js';
-export { httpModelFiles, pickedModelFiles, type ModelSource } from './files.js';
+export { httpModelFiles, ModelFetchError, pickedModelFiles, type ModelSource } from './files.js';
 export { WASM_WEIGHTS_LIMIT } from './convert.js';
 export { webGpuAvailable, type BrowserDevice } from './runtime.js';
 export { TextIteratorStreamer, TextStreamer, type GenerationConfig, type TokenStreamer } from '../generation/index.js';

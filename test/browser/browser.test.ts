@@ -58,6 +58,8 @@ async function forwardInPage(
 }
 
 let harness: BrowserHarness;
+/** One page for the library tests: ONNX Runtime's WebAssembly starts once per page, and that is most of the time. */
+let library: Page;
 let broken: string;
 
 beforeAll(async () => {
@@ -67,6 +69,7 @@ beforeAll(async () => {
   const weights = await readFile(fixture('tiny-gpt2vocab', 'model.safetensors'));
   await writeFile(path.join(broken, 'model.safetensors'), weights.subarray(0, 5000));
   harness = await startBrowser(fixture('tiny-gpt2vocab'), 'fp32', { '/broken/': broken });
+  library = await harness.libraryPage();
 });
 
 afterAll(async () => {
@@ -78,7 +81,6 @@ describe.each(['tiny-random', 'tiny-random-fp16', 'tiny-random-bf16', 'tiny-gpt2
   const ref = readReference(name);
 
   it('gives the reference logits within 1e-4 (every forward case and the left-padded batch)', async () => {
-    const page = await harness.libraryPage();
     const sampled: number[] = ref.sampled_vocab_ids ?? [];
     const forward = ref.forward.map((c: any) => ({
       input_ids: c.input_ids,
@@ -92,8 +94,7 @@ describe.each(['tiny-random', 'tiny-random-fp16', 'tiny-random-bf16', 'tiny-gpt2
       position_ids: padded.position_ids,
       pick: padded.top10_ids.flat(),
     };
-    const results = await forwardInPage(page, name, 'fp32', [...forward, paddedCase]);
-    await page.close();
+    const results = await forwardInPage(library, name, 'fp32', [...forward, paddedCase]);
 
     ref.forward.forEach((c: any, i: number) => {
       const result = results[i]!;
@@ -130,8 +131,7 @@ describe('generation in the page', () => {
     const [{ generated_text: nodeText }] = await node(prompt, { max_new_tokens: 24, do_sample: false });
     await node.dispose();
 
-    const page = await harness.libraryPage();
-    const inPage = await page.evaluate(
+    const inPage = await library.evaluate(
       async ({ prompt, ids, dtype }) => {
         const lib = (window as any).gptNeo;
         const generator = await lib.pipeline('text-generation', '/fixtures/tiny-trained/', { dtype });
@@ -143,7 +143,6 @@ describe('generation in the page', () => {
       },
       { prompt, ids, dtype },
     );
-    await page.close();
     expect(inPage.sequence).toEqual(nodeIds);
     expect(nodeIds.length).toBe(ids.length + 24);
     expect(inPage.pieces.length).toBeGreaterThan(1);
@@ -152,8 +151,7 @@ describe('generation in the page', () => {
 
   it('greedy decoding of the reference cases gives the reference tokens (KV cache in the page)', async () => {
     const ref = readReference('tiny-random');
-    const page = await harness.libraryPage();
-    const sequences = await page.evaluate(async (cases) => {
+    const sequences = await library.evaluate(async (cases) => {
       const lib = (window as any).gptNeo;
       const model = await lib.GPTNeoForCausalLM.from_pretrained('/fixtures/tiny-random/');
       const out = [];
@@ -161,10 +159,57 @@ describe('generation in the page', () => {
       await model.dispose();
       return out;
     }, ref.greedy);
-    await page.close();
     ref.greedy.forEach((c: any, i: number) => {
       const newIds: number[][] = Array.isArray(c.new_ids[0]) ? c.new_ids : [c.new_ids];
       expect(sequences[i]).toEqual(c.input_ids.map((row: number[], b: number) => row.concat(newIds[b]!)));
     });
+  });
+});
+
+describe('the demo page', () => {
+  it('loads a fixture model, streams the greedy text into #output and reaches data-state="done"', async () => {
+    const prompt = 'The old man looked at the sea';
+    const node = await pipeline('text-generation', fixture('tiny-trained'), { dtype: 'q8', progress: false });
+    const [{ generated_text: expected }] = await node(prompt, { max_new_tokens: 16, do_sample: false });
+    await node.dispose();
+
+    const page = await harness.newPage('index.html?model=/fixtures/tiny-trained/&dtype=q8');
+    const generate = page.locator('#generate');
+    await expect(generate).toBeDefined();
+    expect(await generate.isDisabled()).toBe(true); // until the model is ready
+    await page.waitForFunction(() => !(document.getElementById('generate') as HTMLButtonElement).disabled, undefined, { timeout: 120_000 });
+    expect(await page.locator('#status').textContent()).toMatch(/^Ready: q8 on wasm, 2 threads/);
+
+    await page.fill('#prompt', prompt);
+    await page.fill('#max-new-tokens', '16');
+    expect(await page.isChecked('#do-sample')).toBe(false);
+    // Every change of #output while generating: streaming shows the text growing, not all at once.
+    await page.evaluate(() => {
+      const output = document.getElementById('output')!;
+      (window as any).seen = [];
+      new MutationObserver(() => (window as any).seen.push(output.textContent)).observe(output, { childList: true, characterData: true, subtree: true });
+    });
+    await generate.click();
+    await page.waitForSelector('#output[data-state="done"]', { timeout: 120_000 });
+    expect(await page.locator('#output').textContent()).toBe(expected);
+    const seen: string[] = await page.evaluate(() => (window as any).seen);
+    expect(new Set(seen).size).toBeGreaterThan(2);
+    expect(await page.locator('#error').textContent()).toBe('');
+    const speedText = await page.locator('#speed').textContent();
+    expect(speedText).toMatch(/^16 tokens; first after [\d.]+ s, then [\d.]+ tokens\/s$/);
+    await page.close();
+  });
+
+  it.each([
+    ['a missing model', '/fixtures/no-such-model/', /Could not load the model: .*no-such-model\/config\.json was not found \(HTTP 404\)/],
+    ['a checkpoint cut short', '/broken/', /Could not load the model: .*broken\/model\.safetensors: tensor '.*': data_offsets .* run past the data section/],
+    ['a malformed Hub id', 'not a/valid--id', /Could not load the model: "not a\/valid--id" is neither/],
+  ])('shows a clear message on the page for %s', async (_, model, message) => {
+    const page = await harness.newPage(`index.html?model=${encodeURIComponent(model)}`);
+    await page.waitForSelector('#status[data-state="error"]', { timeout: 60_000 });
+    expect(await page.locator('#error').textContent()).toMatch(message);
+    expect(await page.locator('#error').isVisible()).toBe(true);
+    expect(await page.isDisabled('#generate')).toBe(true);
+    await page.close();
   });
 });

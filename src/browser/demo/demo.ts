@@ -15,8 +15,8 @@ const button = element<HTMLButtonElement>('generate');
 const numberIn = (id: string) => element<HTMLInputElement>(id).valueAsNumber;
 
 /** The server's defaults (`gpt-neo demo --model --dtype`), overridden by ?model= and ?dtype= in the URL. */
-async function settings(): Promise<{ model: string; dtype: WeightFormat; device: 'wasm' | 'webgpu' | 'auto' }> {
-  const served: { model?: string; dtype?: WeightFormat } = await fetch('./demo-config.json')
+async function settings(): Promise<{ model: string; dtype: WeightFormat; device: 'wasm' | 'webgpu' | 'auto'; endpoint?: string }> {
+  const served: { model?: string; dtype?: WeightFormat; endpoint?: string } = await fetch('./demo-config.json')
     .then((response) => (response.ok ? response.json() : {}))
     .catch(() => ({}));
   const query = new URLSearchParams(location.search);
@@ -24,7 +24,7 @@ async function settings(): Promise<{ model: string; dtype: WeightFormat; device:
   if (!model) throw new Error('no model chosen: start the page with `gpt-neo demo --model <hub id or folder>` or add ?model=<hub id or URL>');
   const dtype = (query.get('dtype') ?? served.dtype ?? 'q8') as WeightFormat;
   const device = (query.get('device') ?? 'wasm') as 'wasm' | 'webgpu' | 'auto';
-  return { model, dtype, device };
+  return { model, dtype, device, endpoint: served.endpoint };
 }
 
 const STAGE_TEXT: Record<LoadStage, string> = {
@@ -49,10 +49,10 @@ function fail(message: string): void {
 }
 
 async function main(): Promise<void> {
-  const { model: reference, dtype, device } = await settings();
+  const { model: reference, dtype, device, endpoint } = await settings();
   element('model-name').textContent = `${reference} (${dtype})`;
-  const source = resolveModelSource(reference);
-  const tokenizer = await AutoTokenizer.from_pretrained(reference);
+  const source = resolveModelSource(reference, { endpoint });
+  const tokenizer = await AutoTokenizer.from_pretrained(reference, { endpoint });
   const loaded = await loadBrowserModel(source, { dtype, device, onProgress: showProgress });
   const generator = textGenerationPipeline(loaded.model, tokenizer);
   progress.hidden = true;
@@ -77,11 +77,12 @@ async function main(): Promise<void> {
     };
     const skipSpecialIds = new Set([tokenizer.eos_token_id, tokenizer.pad_token_id].filter((id) => id !== null));
     const text = new TextIteratorStreamer((ids) => tokenizer.decodeBytes(ids), { skipSpecialIds });
-    // Counts tokens as they arrive, for tokens/s; the first put() is the prompt.
+    // When each new token arrives, for the time to the first token and tokens/s after it.
+    const started = performance.now();
     const times: number[] = [];
     const counting: TokenStreamer = {
       put: (ids) => {
-        times.push(performance.now());
+        for (const _ of ids) times.push(performance.now());
         text.put(ids);
       },
       end: () => text.end(),
@@ -92,10 +93,10 @@ async function main(): Promise<void> {
     try {
       for await (const piece of text) output.append(piece);
       await generation;
-      const tokens = times.length - 1;
+      const tokens = times.length;
       if (tokens > 1) {
-        const seconds = (times.at(-1)! - times[1]!) / 1000;
-        speed.textContent = `${tokens} tokens; first after ${((times[1]! - times[0]!) / 1000).toFixed(2)} s, then ${((tokens - 1) / seconds).toFixed(1)} tokens/s`;
+        const seconds = (times.at(-1)! - times[0]!) / 1000;
+        speed.textContent = `${tokens} tokens; first after ${((times[0]! - started) / 1000).toFixed(2)} s, then ${((tokens - 1) / seconds).toFixed(1)} tokens/s`;
       }
     } catch (error) {
       errorBox.textContent = `Generation failed: ${(error as Error).message}`;
