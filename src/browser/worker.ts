@@ -22,7 +22,12 @@ const scope = self as unknown as WorkerScope;
 scope.onmessage = async ({ data: { source, dtype } }) => {
   const progress = (stage: ConversionStage, done: number, total: number) => scope.postMessage({ kind: 'progress', stage, done, total });
   try {
-    const files = modelFiles(source, (_file, received) => progress('downloading', received, 0));
+    // Bytes received summed over the checkpoint's files (shards).
+    const received = new Map<string, number>();
+    const files = modelFiles(source, (file, bytes) => {
+      received.set(file, bytes);
+      progress('downloading', [...received.values()].reduce((a, b) => a + b, 0), 0);
+    });
     const result = await convertCheckpoint(files, dtype, progress);
     scope.postMessage({ kind: 'done', result }, [result.model.buffer, result.weights.buffer] as Transferable[]);
   } catch (error) {

@@ -2,7 +2,7 @@
 // The demo page behind `gpt-neo demo`. Its element ids (#prompt, #max-new-tokens, #do-sample, #generate,
 // #output with data-state="done") are what test/browser drives.
 import type { GenerationConfig, TokenStreamer } from '../../generation/index.js';
-import { AutoTokenizer, type LoadStage, loadBrowserModel, resolveModelSource, TextIteratorStreamer, type WeightFormat } from '../index.js';
+import { AutoTokenizer, type BrowserDevice, type GPT2Tokenizer, type LoadStage, loadBrowserModel, resolveModelSource, TextIteratorStreamer, type WeightFormat } from '../index.js';
 import { textGenerationPipeline } from '../../pipeline/index.js';
 
 const element = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -15,7 +15,7 @@ const button = element<HTMLButtonElement>('generate');
 const numberIn = (id: string) => element<HTMLInputElement>(id).valueAsNumber;
 
 /** The server's defaults (`gpt-neo demo --model --dtype`), overridden by ?model= and ?dtype= in the URL. */
-async function settings(): Promise<{ model: string; dtype: WeightFormat; device: 'wasm' | 'webgpu' | 'auto'; endpoint?: string }> {
+async function settings(): Promise<{ model: string; dtype: WeightFormat; device: BrowserDevice; endpoint?: string }> {
   const served: { model?: string; dtype?: WeightFormat; endpoint?: string } = await fetch('./demo-config.json')
     .then((response) => (response.ok ? response.json() : {}))
     .catch(() => ({}));
@@ -23,7 +23,7 @@ async function settings(): Promise<{ model: string; dtype: WeightFormat; device:
   const model = query.get('model') ?? served.model;
   if (!model) throw new Error('no model chosen: start the page with `gpt-neo demo --model <hub id or folder>` or add ?model=<hub id or URL>');
   const dtype = (query.get('dtype') ?? served.dtype ?? 'q8') as WeightFormat;
-  const device = (query.get('device') ?? 'wasm') as 'wasm' | 'webgpu' | 'auto';
+  const device = (query.get('device') ?? 'wasm') as BrowserDevice;
   return { model, dtype, device, endpoint: served.endpoint };
 }
 
@@ -48,20 +48,37 @@ function fail(message: string): void {
   progress.hidden = true;
 }
 
-async function main(): Promise<void> {
-  const { model: reference, dtype, device, endpoint } = await settings();
-  element('model-name').textContent = `${reference} (${dtype})`;
-  const source = resolveModelSource(reference, { endpoint });
+type Loaded = { generator: ReturnType<typeof textGenerationPipeline>; tokenizer: GPT2Tokenizer };
+let current: Loaded | undefined;
+
+/** Loads a model (a Hub id, a URL, or a picked folder's files), replacing the one loaded before. */
+async function load(reference: string | File[], dtype: WeightFormat, device: BrowserDevice, endpoint?: string): Promise<void> {
+  button.disabled = true;
+  errorBox.textContent = '';
+  delete status.dataset.state;
+  progress.hidden = false;
+  const name = Array.isArray(reference) ? reference[0]?.webkitRelativePath.split('/')[0] ?? 'picked folder' : reference;
+  element('model-name').textContent = `${name} (${dtype})`;
+  await current?.generator.dispose();
+  current = undefined;
   const tokenizer = await AutoTokenizer.from_pretrained(reference, { endpoint });
-  const loaded = await loadBrowserModel(source, { dtype, device, onProgress: showProgress });
-  const generator = textGenerationPipeline(loaded.model, tokenizer);
+  const loaded = await loadBrowserModel(resolveModelSource(reference, { endpoint }), { dtype, device, onProgress: showProgress });
+  current = { generator: textGenerationPipeline(loaded.model, tokenizer), tokenizer };
   progress.hidden = true;
   status.textContent = `Ready: ${dtype} on ${loaded.device}, ${loaded.threads} thread${loaded.threads === 1 ? '' : 's'}${
     crossOriginIsolated ? '' : ' (not cross-origin isolated: no WebAssembly threads)'
   }${loaded.fromCache ? ', converted model from browser storage' : ''}`;
   status.dataset.state = 'ready';
   button.disabled = false;
+}
 
+async function main(): Promise<void> {
+  const { model, dtype, device, endpoint } = await settings();
+  const folderPicker = element<HTMLInputElement>('model-folder');
+  folderPicker.addEventListener('change', () => {
+    const files = Array.from(folderPicker.files ?? []);
+    if (files.length > 0) load(files, dtype, device).catch((error: unknown) => fail(`Could not load the model: ${(error as Error).message}`));
+  });
   button.addEventListener('click', async () => {
     button.disabled = true;
     errorBox.textContent = '';
@@ -75,6 +92,7 @@ async function main(): Promise<void> {
       ...(doSample && { temperature: numberIn('temperature'), top_k: numberIn('top-k'), top_p: numberIn('top-p') }),
       ...(doSample && Number.isFinite(numberIn('seed')) && { seed: numberIn('seed') }),
     };
+    const { tokenizer } = current!;
     const skipSpecialIds = new Set([tokenizer.eos_token_id, tokenizer.pad_token_id].filter((id) => id !== null));
     const text = new TextIteratorStreamer((ids) => tokenizer.decodeBytes(ids), { skipSpecialIds });
     // When each new token arrives, for the time to the first token and tokens/s after it.
@@ -82,13 +100,13 @@ async function main(): Promise<void> {
     const times: number[] = [];
     const counting: TokenStreamer = {
       put: (ids) => {
-        for (const _ of ids) times.push(performance.now());
+        times.push(...ids.map(() => performance.now()));
         text.put(ids);
       },
       end: () => text.end(),
       abort: (reason) => text.abort(reason),
     };
-    const generation = generator(prompt, { ...options, streamer: counting });
+    const generation = current!.generator(prompt, { ...options, streamer: counting });
     generation.catch(() => {}); // the error reaches the loop below through the streamer
     try {
       for await (const piece of text) output.append(piece);
@@ -105,6 +123,7 @@ async function main(): Promise<void> {
       button.disabled = false;
     }
   });
+  await load(model, dtype, device, endpoint);
 }
 
 main().catch((error: unknown) => fail(`Could not load the model: ${(error as Error).message}`));
