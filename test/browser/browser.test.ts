@@ -212,4 +212,24 @@ describe('the demo page', () => {
     expect(await page.isDisabled('#generate')).toBe(true);
     await page.close();
   });
+
+  it('runs a model folder picked on the page, after a failed load', async () => {
+    const prompt = 'Hello, my name is';
+    const node = await pipeline('text-generation', fixture('tiny-gpt2vocab'), { dtype: 'fp32', progress: false });
+    const [{ generated_text: expected }] = await node(prompt, { max_new_tokens: 8, do_sample: false });
+    await node.dispose();
+
+    const page = await harness.newPage('index.html?model=/fixtures/no-such-model/&dtype=fp32');
+    await page.waitForSelector('#status[data-state="error"]', { timeout: 60_000 });
+    await page.setInputFiles('#model-folder', fixture('tiny-gpt2vocab'));
+    await page.waitForSelector('#status[data-state="ready"]', { timeout: 120_000 });
+    expect(await page.locator('#error').textContent()).toBe('');
+    expect(await page.locator('#model-name').textContent()).toBe('tiny-gpt2vocab (fp32)');
+    await page.fill('#prompt', prompt);
+    await page.fill('#max-new-tokens', '8');
+    await page.click('#generate');
+    await page.waitForSelector('#output[data-state="done"]', { timeout: 120_000 });
+    expect(await page.locator('#output').textContent()).toBe(expected);
+    await page.close();
+  });
 });
