@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { WeightFormat } from '../../src/model/index.js';
 import { pipeline } from '../../src/pipeline/index.js';
 import { fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 import { type BrowserHarness, startBrowser } from './browser.js';
@@ -55,6 +56,14 @@ async function forwardInPage(
     },
     { model, dtype, cases },
   );
+}
+
+/** The text Node's pipeline generates greedily: what the demo page must show. */
+async function greedyInNode(model: string, dtype: WeightFormat, prompt: string, tokens: number): Promise<string> {
+  const node = await pipeline('text-generation', fixture(model), { dtype, progress: false });
+  const [{ generated_text }] = await node(prompt, { max_new_tokens: tokens, do_sample: false });
+  await node.dispose();
+  return generated_text;
 }
 
 let harness: BrowserHarness;
@@ -169,13 +178,10 @@ describe('generation in the page', () => {
 describe('the demo page', () => {
   it('loads a fixture model, streams the greedy text into #output and reaches data-state="done"', async () => {
     const prompt = 'The old man looked at the sea';
-    const node = await pipeline('text-generation', fixture('tiny-trained'), { dtype: 'q8', progress: false });
-    const [{ generated_text: expected }] = await node(prompt, { max_new_tokens: 16, do_sample: false });
-    await node.dispose();
+    const expected = await greedyInNode('tiny-trained', 'q8', prompt, 16);
 
     const page = await harness.newPage('index.html?model=/fixtures/tiny-trained/&dtype=q8');
     const generate = page.locator('#generate');
-    await expect(generate).toBeDefined();
     expect(await generate.isDisabled()).toBe(true); // until the model is ready
     await page.waitForFunction(() => !(document.getElementById('generate') as HTMLButtonElement).disabled, undefined, { timeout: 120_000 });
     expect(await page.locator('#status').textContent()).toMatch(/^Ready: q8 on wasm, 2 threads/);
@@ -215,9 +221,7 @@ describe('the demo page', () => {
 
   it('runs a model folder picked on the page, after a failed load', async () => {
     const prompt = 'Hello, my name is';
-    const node = await pipeline('text-generation', fixture('tiny-gpt2vocab'), { dtype: 'fp32', progress: false });
-    const [{ generated_text: expected }] = await node(prompt, { max_new_tokens: 8, do_sample: false });
-    await node.dispose();
+    const expected = await greedyInNode('tiny-gpt2vocab', 'fp32', prompt, 8);
 
     const page = await harness.newPage('index.html?model=/fixtures/no-such-model/&dtype=fp32');
     await page.waitForSelector('#status[data-state="error"]', { timeout: 60_000 });
