@@ -94,6 +94,7 @@ for (const run of options.runs.split(',')) {
     );
     if (inPage.threads !== threads) throw new Error(`the page ran ${inPage.threads} threads, not ${threads} (cross-origin isolated: ${inPage.isolated})`);
     rows.push([shape, dtype, node.toFixed(2), inPage.tokensPerSecond.toFixed(2), (inPage.tokensPerSecond / node).toFixed(2), inPage.loadSeconds.toFixed(1)]);
+    console.error(`| ${rows.at(-1)!.join(' | ')} |`); // each row as soon as it is measured: a long run may be stopped
   } finally {
     await browser.close();
     await server.close();
