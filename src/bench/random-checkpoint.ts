@@ -54,9 +54,8 @@ export async function ensureRandomCheckpoint(folder: string): Promise<string> {
   return folder;
 }
 
-/** A GPT-Neo checkpoint (config.json + model.safetensors) with random weights in the shape `config` gives. */
-export async function writeRandomCheckpoint(folder: string, config: typeof GPT_NEO_1_3B_CONFIG): Promise<void> {
-  await mkdir(folder, { recursive: true });
+/** Every tensor of a GPT-Neo checkpoint in the shape `config` gives, with how the random checkpoint fills it. */
+export function gptNeoTensors(config: typeof GPT_NEO_1_3B_CONFIG): Array<{ name: string; shape: number[]; fill: 'noise' | 'ones' | 'zeros' }> {
   const { hidden_size: C, vocab_size: V, max_position_embeddings: P, num_layers } = config;
   const I = 4 * C; // intermediate_size: null
   const tensors: Array<{ name: string; shape: number[]; fill: 'noise' | 'ones' | 'zeros' }> = [
@@ -82,6 +81,13 @@ export async function writeRandomCheckpoint(folder: string, config: typeof GPT_N
     );
   }
   tensors.push({ name: 'transformer.ln_f.weight', shape: [C], fill: 'ones' }, { name: 'transformer.ln_f.bias', shape: [C], fill: 'zeros' });
+  return tensors;
+}
+
+/** A GPT-Neo checkpoint (config.json + model.safetensors) with random weights in the shape `config` gives. */
+export async function writeRandomCheckpoint(folder: string, config: typeof GPT_NEO_1_3B_CONFIG): Promise<void> {
+  await mkdir(folder, { recursive: true });
+  const tensors = gptNeoTensors(config);
   const staging = path.join(folder, 'model.safetensors.partial');
   await writeSafetensors(
     staging,

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { cacheCommand } from './cache.js';
+import { demoCommand } from './demo.js';
 import { downloadCommand } from './download.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
@@ -27,6 +28,7 @@ Examples:
   gpt-neo generate --model EleutherAI/gpt-neo-125M --max-new-tokens 40 --do-sample --seed 1 "Once upon a time"
   gpt-neo download EleutherAI/gpt-neo-1.3B
   gpt-neo eval --model EleutherAI/gpt-neo-1.3B --tasks lambada,piqa --dtype q8 --output results.json
+  gpt-neo demo --model EleutherAI/gpt-neo-125M --port 8080
   gpt-neo serve --model EleutherAI/gpt-neo-1.3B --dtype q8 --port 8000
   gpt-neo train --model EleutherAI/gpt-neo-125M --train-file my.txt --output-dir ./my-neo --max-steps 1000
   gpt-neo cache ls; gpt-neo cache prune --older-than 30d --max-size 20GB`,
@@ -37,6 +39,7 @@ program.addCommand(evalCommand());
 program.addCommand(cacheCommand());
 program.addCommand(serveCommand());
 program.addCommand(trainCommand());
+program.addCommand(demoCommand());
 
 try {
   await program.parseAsync();

@@ -1,5 +1,4 @@
 /** Seeded randomness and the numeric helpers that turn scores into choices. */
-import { randomFillSync } from 'node:crypto';
 
 /** Uniform floats in [0, 1). */
 export interface RandomSource {
@@ -47,12 +46,12 @@ function rotl(x: number, k: number): number {
 
 /**
  * Expands a seed into xoshiro state with splitmix64, the seeding its authors recommend: nearby seeds
- * (0, 1, 2, ...) give unrelated streams. Without a seed the state comes from the OS.
+ * (0, 1, 2, ...) give unrelated streams. Without a seed the state comes from the OS (Web Crypto, in Node and browsers).
  */
 export function createRandom(seed?: number): Xoshiro128 {
   const words = new Uint32Array(4);
   if (seed === undefined) {
-    do randomFillSync(words);
+    do globalThis.crypto.getRandomValues(words);
     while (words.every((word) => word === 0));
     return new Xoshiro128(words);
   }

@@ -28,7 +28,7 @@ export type FileMetadata =
 const MAX_REDIRECTS = 10;
 const USER_AGENT = 'gpt-neo (node)';
 
-function resolveUrl(endpoint: string, repoId: string, revision: string, filename: string): string {
+export function resolveUrl(endpoint: string, repoId: string, revision: string, filename: string): string {
   const file = filename.split('/').map(encodeURIComponent).join('/');
   return `${endpoint}/${repoId}/resolve/${encodeURIComponent(revision)}/${file}`;
 }

@@ -31,7 +31,7 @@ export interface HubSettings {
   downloadTimeoutSeconds: number;
 }
 
-const DEFAULT_ENDPOINT = 'https://huggingface.co';
+export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
 export function resolveSettings(options: HubOptions = {}): HubSettings {
   const env = process.env;

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+import type { ModelFiles } from '../util/model-files.js';
+import { localModelFiles } from '../weights/index.js';
 
 export type AttentionType = 'global' | 'local';
 
@@ -50,11 +50,12 @@ const DEFAULTS = {
   eos_token_id: 50256,
 };
 
-export async function loadConfig(folder: string): Promise<GPTNeoConfig> {
-  const file = path.join(folder, 'config.json');
+export async function loadConfig(folder: string | ModelFiles): Promise<GPTNeoConfig> {
+  const files = typeof folder === 'string' ? localModelFiles(folder) : folder;
+  const file = files.describe('config.json');
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await files.readText('config.json');
   } catch {
     throw new ConfigError(`${file}: not found (a GPT-Neo model folder needs config.json)`);
   }

@@ -5,11 +5,8 @@ import { openCheckpoint } from '../weights/index.js';
 import { withLoraAdapter } from '../weights/lora-adapter.js';
 import type { GPTNeoConfig } from './config.js';
 import { openConversion } from './conversion-cache.js';
-import { buildGPTNeoGraph, type GraphVariant } from './gpt-neo.js';
+import { buildGPTNeoGraph, GRAPH_FORMAT_VERSION, type GraphVariant } from './gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from './parameters.js';
-
-/** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
-const GRAPH_FORMAT_VERSION = 7;
 
 /** The graph built by default: the causal LM with its logits. Callers building another graph name it. */
 export const CAUSAL_LM_VARIANT: GraphVariant = 'causal-lm';

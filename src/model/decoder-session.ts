@@ -1,6 +1,6 @@
-import { OrtTensor, type RuntimeSession } from '../runtime/session.js';
+import { type InferenceRunner, OrtTensor } from '../runtime/tensor.js';
 import type { AttentionType, GPTNeoConfig } from './config.js';
-import type { EmbeddingTable } from './embeddings.js';
+import type { TokenEmbeddings } from './embeddings.js';
 import { IO } from './gpt-neo.js';
 import type { DecoderSession, ForwardInput, LogitsOutput } from './types.js';
 
@@ -42,9 +42,9 @@ export class GPTNeoDecoderSession implements DecoderSession {
   private readonly headDim: number;
 
   constructor(
-    private readonly runtime: RuntimeSession,
+    private readonly runtime: InferenceRunner,
     private readonly config: GPTNeoConfig,
-    private readonly embeddings: EmbeddingTable,
+    private readonly embeddings: TokenEmbeddings,
     batchSize: number,
     maxLength = CAPACITY_STEP,
   ) {

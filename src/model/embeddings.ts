@@ -5,12 +5,37 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
+/** Token embedding rows, looked up on the host and fed to the graph as inputs_embeds. */
+export interface TokenEmbeddings {
+  /** The rows of `ids` (already checked to be in range), one after another. */
+  lookup(ids: ArrayLike<number>): Float32Array;
+  close(): void;
+}
+
+/** Where a float32 [rows, width] initializer of an ONNX model lives in its external data file. */
+export function locateExternalMatrix(
+  modelBytes: Uint8Array,
+  name: string,
+  source: string,
+): { file: string; offset: number; rows: number; width: number } {
+  const model = onnx.ModelProto.decode(modelBytes);
+  const tensor = model.graph?.initializer?.find((t) => t.name === name);
+  if (!tensor) throw new Error(`${source}: no weight named '${name}'`);
+  const dims = (tensor.dims ?? []).map(Number);
+  const external = new Map((tensor.externalData ?? []).map((entry) => [entry.key, entry.value]));
+  const location = external.get('location');
+  if (tensor.dataType !== onnx.TensorProto.DataType.FLOAT || dims.length !== 2 || !location) {
+    throw new Error(`${source}: weight '${name}' is not a float32 matrix in an external data file`);
+  }
+  return { file: location, offset: Number(external.get('offset') ?? 0), rows: dims[0]!, width: dims[1]! };
+}
+
 /**
  * A float32 [rows, width] weight of a converted model, read row by row from its external data file.
  * Token embeddings are looked up this way rather than by a Gather over the memory-mapped table: a Gather
  * faults in whole pages around every row it reads, and a long prompt touched most of the 0.4 GB table.
  */
-export class EmbeddingTable {
+export class EmbeddingTable implements TokenEmbeddings {
   private constructor(
     private readonly fd: number,
     private readonly offset: number,
@@ -20,20 +45,11 @@ export class EmbeddingTable {
 
   /** Opens weight `name` of the ONNX model at `modelPath` (an initializer stored as external data). */
   static async open(modelPath: string, name: string): Promise<EmbeddingTable> {
-    const model = onnx.ModelProto.decode(await readFile(modelPath));
-    const tensor = model.graph?.initializer?.find((t) => t.name === name);
-    if (!tensor) throw new Error(`${modelPath}: no weight named '${name}'`);
-    const dims = (tensor.dims ?? []).map(Number);
-    const external = new Map((tensor.externalData ?? []).map((entry) => [entry.key, entry.value]));
-    const location = external.get('location');
-    if (tensor.dataType !== onnx.TensorProto.DataType.FLOAT || dims.length !== 2 || !location) {
-      throw new Error(`${modelPath}: weight '${name}' is not a float32 matrix in an external data file`);
-    }
-    const fd = openSync(path.join(path.dirname(modelPath), location), 'r');
-    return new EmbeddingTable(fd, Number(external.get('offset') ?? 0), dims[0]!, dims[1]!);
+    const { file, offset, rows, width } = locateExternalMatrix(await readFile(modelPath), name, modelPath);
+    const fd = openSync(path.join(path.dirname(modelPath), file), 'r');
+    return new EmbeddingTable(fd, offset, rows, width);
   }
 
-  /** The rows of `ids` (already checked to be in range), one after another. */
   lookup(ids: ArrayLike<number>): Float32Array {
     const out = new Float32Array(ids.length * this.width);
     const bytes = new Uint8Array(out.buffer);

@@ -17,6 +17,9 @@ export interface ParameterSource {
   linears(x: string, names: string[], outFeatures: number, inFeatures: number): string[];
 }
 
+/** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
+export const GRAPH_FORMAT_VERSION = 7;
+
 /** Graph inputs and outputs, named once here and used by the runtime. */
 export const IO = {
   /** wte rows of the input tokens [batch, seq, hidden], looked up by the caller (see EmbeddingTable). */

@@ -9,7 +9,7 @@
  * Occupied slots are always rows 0..n-1: a slot that leaves is replaced by the last one, so a decoding step
  * feeds one contiguous view of the buffers, and a prompt chunk feeds the view of its own row.
  */
-import { OrtTensor, type RuntimeSession } from '../runtime/session.js';
+import { type InferenceRunner, OrtTensor } from '../runtime/tensor.js';
 import type { AttentionType, GPTNeoConfig } from './config.js';
 import {
   cachedSlots,
@@ -21,7 +21,7 @@ import {
   storeNewTokens,
   writeRowBias,
 } from './decoder-session.js';
-import type { EmbeddingTable } from './embeddings.js';
+import type { TokenEmbeddings } from './embeddings.js';
 import { IO } from './gpt-neo.js';
 import type { LogitsOutput } from './types.js';
 
@@ -53,9 +53,9 @@ export class KVSlotPool {
   private capacity: Record<AttentionType, number> = { global: 0, local: 0 };
 
   constructor(
-    private readonly runtime: RuntimeSession,
+    private readonly runtime: InferenceRunner,
     private readonly config: GPTNeoConfig,
-    private readonly embeddings: EmbeddingTable,
+    private readonly embeddings: TokenEmbeddings,
     readonly maxBatch: number,
     /** Longest sequence a slot may hold (default and maximum: the context window). */
     readonly maxLength = config.max_position_embeddings,

@@ -1,8 +1,9 @@
 import { RuntimeSession } from '../runtime/session.js';
+import type { InferenceRunner } from '../runtime/tensor.js';
 import type { GPTNeoConfig } from './config.js';
 import { type OnnxModel, prepareOnnxModel } from './convert.js';
 import { InputError } from './decoder-session.js';
-import { EmbeddingTable } from './embeddings.js';
+import { EmbeddingTable, type TokenEmbeddings } from './embeddings.js';
 import { type GraphVariant, IO } from './gpt-neo.js';
 import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
 
@@ -21,10 +22,10 @@ export interface FromPretrainedOptions {
 export interface ConvertedModel {
   config: GPTNeoConfig;
   dtype: WeightFormat;
-  runtime: RuntimeSession;
-  embeddings: EmbeddingTable;
+  runtime: InferenceRunner;
+  embeddings: TokenEmbeddings;
   /** Held until closed: the conversion is read in place, so no cache removal may take it meanwhile. */
-  conversion: OnnxModel;
+  conversion?: OnnxModel;
 }
 
 /** Converts (on first use) and opens a model folder as the given graph variant. */
@@ -57,5 +58,5 @@ export async function openConvertedModel(
 export async function closeConvertedModel(model: ConvertedModel): Promise<void> {
   model.embeddings.close();
   await model.runtime.release();
-  await model.conversion.release();
+  await model.conversion?.release();
 }

@@ -1,7 +1,9 @@
 import { generateOutput, type GenerateOutput, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
 import type { Decode } from '../generation/index.js';
+import type { InferenceRunner } from '../runtime/tensor.js';
 import { type GPTNeoConfig, loadConfig } from './config.js';
 import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
+import type { TokenEmbeddings } from './embeddings.js';
 import { fullPass, hiddenStateOutputs } from './full-pass.js';
 import { KVSlotPool } from './kv-slots.js';
 import { IO } from './gpt-neo.js';
@@ -38,6 +40,12 @@ export class GPTNeoForCausalLM {
   ) {}
 
   private withHiddenStates?: Promise<ConvertedModel>;
+
+  /** A model over a runtime loaded elsewhere: the browser build converts and loads models its own way (src/browser). */
+  static fromRuntime(config: GPTNeoConfig, dtype: WeightFormat, runtime: InferenceRunner, embeddings: TokenEmbeddings): GPTNeoForCausalLM {
+    const noHiddenStates = () => Promise.reject(new InputError('output_hidden_states needs a model loaded with from_pretrained'));
+    return new GPTNeoForCausalLM(config, dtype, { config, dtype, runtime, embeddings }, noHiddenStates);
+  }
 
   /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoForCausalLM> {

@@ -110,7 +110,7 @@ export class GraphBuilder {
 function attributeProto(name: string, value: AttributeValue) {
   const { AttributeType } = onnx.AttributeProto;
   if (typeof value === 'string') {
-    return onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: Buffer.from(value) });
+    return onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: new TextEncoder().encode(value) });
   }
   if (Array.isArray(value)) return onnx.AttributeProto.create({ name, type: AttributeType.INTS, ints: value });
   if (typeof value === 'object') return onnx.AttributeProto.create({ name, type: AttributeType.FLOAT, f: value.float });

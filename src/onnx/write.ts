@@ -23,41 +23,72 @@ const ELEMENT_BYTES: Record<ElementType, number> = { float32: 4, float64: 8, flo
 export async function writeOnnxModel(graph: GraphBuilder, folder: string, label = 'Converting weights'): Promise<void> {
   const staging = stagingPath(folder);
   await mkdir(staging, { recursive: true });
-  const totalBytes = graph.weights.reduce((sum, w) => sum + byteLength(w.type, w.dims), 0);
-  const progress = startProgress(label, totalBytes, 'bytes');
+  const progress = startProgress(label, weightsFileSize(graph), 'bytes');
   const file = await open(path.join(staging, WEIGHTS_FILE), 'w');
-  const initializers = [];
+  let model: Uint8Array;
   try {
-    let offset = 0;
-    for (const weight of graph.weights) {
-      const data = await weight.produce();
-      const expected = byteLength(weight.type, weight.dims);
-      if (data.byteLength !== expected) {
-        throw new Error(
-          `weight '${weight.name}' has ${data.byteLength} bytes, expected ${expected} for ${weight.type}[${weight.dims.join(', ')}]`,
-        );
-      }
-      offset = Math.ceil(offset / WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT;
-      await file.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0, data.byteLength, offset);
-      initializers.push(
-        onnx.TensorProto.create({
-          name: weight.name,
-          dataType: ELEMENT_TYPE_CODES[weight.type],
-          dims: weight.dims,
-          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-          externalData: [
-            { key: 'location', value: WEIGHTS_FILE },
-            { key: 'offset', value: String(offset) },
-            { key: 'length', value: String(data.byteLength) },
-          ],
-        }),
-      );
-      offset += data.byteLength;
-      progress.increment(data.byteLength);
-    }
+    model = await serializeOnnxModel(
+      graph,
+      async (bytes, offset) => {
+        await file.write(bytes, 0, bytes.byteLength, offset);
+      },
+      (done) => progress.update(done),
+    );
   } finally {
     await file.close();
     progress.stop();
+  }
+  await writeFile(path.join(staging, MODEL_FILE), model);
+  await rm(folder, { recursive: true, force: true });
+  await rename(staging, folder);
+}
+
+/** Bytes of the external data file for `graph`: every weight at an aligned offset. */
+export function weightsFileSize(graph: GraphBuilder): number {
+  return graph.weights.reduce((end, w) => alignWeightOffset(end) + byteLength(w.type, w.dims), 0);
+}
+
+function alignWeightOffset(offset: number): number {
+  return Math.ceil(offset / WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT;
+}
+
+/**
+ * Produces the weights one at a time, hands each to `writeWeight` at its offset in `weights.bin`, and returns
+ * the model protobuf that refers to them. Node writes to a file, the browser build to its own storage.
+ * `onProgress` gets the end of the data written so far (reaching weightsFileSize at the last weight).
+ */
+export async function serializeOnnxModel(
+  graph: GraphBuilder,
+  writeWeight: (bytes: Uint8Array, offset: number) => Promise<void>,
+  onProgress: (writtenBytes: number) => void = () => {},
+): Promise<Uint8Array> {
+  const initializers = [];
+  let offset = 0;
+  for (const weight of graph.weights) {
+    const data = await weight.produce();
+    const expected = byteLength(weight.type, weight.dims);
+    if (data.byteLength !== expected) {
+      throw new Error(
+        `weight '${weight.name}' has ${data.byteLength} bytes, expected ${expected} for ${weight.type}[${weight.dims.join(', ')}]`,
+      );
+    }
+    offset = alignWeightOffset(offset);
+    await writeWeight(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset);
+    initializers.push(
+      onnx.TensorProto.create({
+        name: weight.name,
+        dataType: ELEMENT_TYPE_CODES[weight.type],
+        dims: weight.dims,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: WEIGHTS_FILE },
+          { key: 'offset', value: String(offset) },
+          { key: 'length', value: String(data.byteLength) },
+        ],
+      }),
+    );
+    offset += data.byteLength;
+    onProgress(offset);
   }
   const model = onnx.ModelProto.create({
     irVersion: 10,
@@ -74,9 +105,7 @@ export async function writeOnnxModel(graph: GraphBuilder, folder: string, label 
       output: graph.outputs.map(valueInfoProto),
     },
   });
-  await writeFile(path.join(staging, MODEL_FILE), onnx.ModelProto.encode(model).finish());
-  await rm(folder, { recursive: true, force: true });
-  await rename(staging, folder);
+  return onnx.ModelProto.encode(model).finish();
 }
 
 function byteLength(type: ElementType, dims: number[]): number {

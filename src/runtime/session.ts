@@ -1,8 +1,8 @@
 import os from 'node:os';
 import ort from 'onnxruntime-node';
+import type { InferenceRunner, OrtTensor } from './tensor.js';
 
-export type OrtTensor = ort.Tensor;
-export const OrtTensor = ort.Tensor;
+export { OrtTensor } from './tensor.js';
 
 export interface RuntimeOptions {
   /** Intra-op threads; default: the number of cores. */
@@ -22,7 +22,7 @@ export interface RuntimeOptions {
 }
 
 /** An ONNX Runtime CPU session over a model file on disk (its external weights next to it). */
-export class RuntimeSession {
+export class RuntimeSession implements InferenceRunner {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async create(modelPath: string, options: RuntimeOptions = {}): Promise<RuntimeSession> {
@@ -49,7 +49,7 @@ export class RuntimeSession {
   }
 
   /** Runs the graph; `fetches` names the outputs wanted (default all), so unwanted ones are not copied out. */
-  async run(feeds: Record<string, ort.Tensor>, fetches?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+  async run(feeds: Record<string, OrtTensor>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>> {
     return fetches ? this.session.run(feeds, fetches) : this.session.run(feeds);
   }
 

@@ -1,5 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import type { ModelFiles } from '../util/model-files.js';
+import { localModelFiles } from '../weights/index.js';
 import { TokenizerError } from './errors.js';
 import { GPT2Tokenizer, type AddedToken, type SpecialTokenSpec, type TokenizerConfig } from './gpt2-tokenizer.js';
 
@@ -10,39 +11,42 @@ export class AutoTokenizer {
    * ids for GPT-2 files. tokenizer_config.json and special_tokens_map.json are optional, and the latter wins
    * where both name a special token, as in transformers.
    */
-  static async from_pretrained(folder: string): Promise<GPT2Tokenizer> {
-    const folderInfo = await stat(folder).catch(() => null);
-    if (!folderInfo?.isDirectory()) throw new TokenizerError(`tokenizer folder ${folder} does not exist`);
+  static async from_pretrained(folder: string | ModelFiles): Promise<GPT2Tokenizer> {
+    if (typeof folder === 'string') {
+      const folderInfo = await stat(folder).catch(() => null);
+      if (!folderInfo?.isDirectory()) throw new TokenizerError(`tokenizer folder ${folder} does not exist`);
+    }
+    const files = typeof folder === 'string' ? localModelFiles(folder) : folder;
 
     const config: TokenizerConfig = {
-      ...(await readOptionalConfig(join(folder, 'tokenizer_config.json'))),
-      ...(await readOptionalConfig(join(folder, 'special_tokens_map.json'))),
+      ...(await readOptionalConfig(files, 'tokenizer_config.json')),
+      ...(await readOptionalConfig(files, 'special_tokens_map.json')),
     };
 
-    const tokenizerJsonPath = join(folder, 'tokenizer.json');
-    if (await fileExists(tokenizerJsonPath)) return loadTokenizerJson(tokenizerJsonPath, config);
+    if (await files.exists('tokenizer.json')) return loadTokenizerJson(files, 'tokenizer.json', config);
 
-    const vocabPath = join(folder, 'vocab.json');
-    const mergesPath = join(folder, 'merges.txt');
+    const vocabPath = files.describe('vocab.json');
+    const mergesPath = files.describe('merges.txt');
     const missing = [];
-    if (!(await fileExists(vocabPath))) missing.push(vocabPath);
-    if (!(await fileExists(mergesPath))) missing.push(mergesPath);
+    if (!(await files.exists('vocab.json'))) missing.push(vocabPath);
+    if (!(await files.exists('merges.txt'))) missing.push(mergesPath);
     if (missing.length > 0) {
       throw new TokenizerError(
-        `no tokenizer in ${folder}: tokenizer.json is absent and so is ${missing.join(' and ')}`,
+        `no tokenizer in ${typeof folder === 'string' ? folder : files.location}: tokenizer.json is absent and so is ${missing.join(' and ')}`,
       );
     }
-    const vocab = await readJson(vocabPath);
+    const vocab = await readJson(files, 'vocab.json');
     if (!isPlainObject(vocab)) throw new TokenizerError(`${vocabPath}: expected a JSON object of token -> id`);
-    const merges = (await readText(mergesPath)).split(/\r?\n/);
+    const merges = (await readText(files, 'merges.txt')).split(/\r?\n/);
     return withFileContext(`${vocabPath} + ${mergesPath}`, () =>
       GPT2Tokenizer.fromFiles({ vocab: vocab as Record<string, number>, merges, config }),
     );
   }
 }
 
-async function loadTokenizerJson(path: string, config: TokenizerConfig): Promise<GPT2Tokenizer> {
-  const json = await readJson(path);
+async function loadTokenizerJson(files: ModelFiles, name: string, config: TokenizerConfig): Promise<GPT2Tokenizer> {
+  const path = files.describe(name);
+  const json = await readJson(files, name);
   const model = isPlainObject(json) ? json['model'] : undefined;
   if (!isPlainObject(json) || !isPlainObject(model)) throw new TokenizerError(`${path}: no "model" object`);
   if (model['type'] !== undefined && model['type'] !== 'BPE') {
@@ -107,21 +111,17 @@ function withFileContext<T>(source: string, build: () => T): T {
   }
 }
 
-async function fileExists(path: string): Promise<boolean> {
-  const info = await stat(path).catch(() => null);
-  return info?.isFile() ?? false;
-}
-
-async function readText(path: string): Promise<string> {
+async function readText(files: ModelFiles, name: string): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    return await files.readText(name);
   } catch (error) {
-    throw new TokenizerError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
+    throw new TokenizerError(`cannot read ${files.describe(name)}: ${(error as Error).message}`, { cause: error });
   }
 }
 
-async function readJson(path: string): Promise<unknown> {
-  const text = await readText(path);
+async function readJson(files: ModelFiles, name: string): Promise<unknown> {
+  const path = files.describe(name);
+  const text = await readText(files, name);
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -130,9 +130,10 @@ async function readJson(path: string): Promise<unknown> {
 }
 
 /** The keys of TokenizerConfig that the file sets, checked, so that a bad value is reported with its file. */
-async function readOptionalConfig(path: string): Promise<TokenizerConfig> {
-  if (!(await fileExists(path))) return {};
-  const json = await readJson(path);
+async function readOptionalConfig(files: ModelFiles, name: string): Promise<TokenizerConfig> {
+  if (!(await files.exists(name))) return {};
+  const path = files.describe(name);
+  const json = await readJson(files, name);
   if (!isPlainObject(json)) throw new TokenizerError(`${path}: expected a JSON object`);
   const invalid = (key: string, expected: string) =>
     new TokenizerError(`${path}: ${key} is ${JSON.stringify(json[key])}, expected ${expected}`);

@@ -2,6 +2,9 @@ import { BytePairEncoder } from './bpe.js';
 import { byteLevelTokenToBytes, splitIntoWords } from './byte-level.js';
 import { TokenizerError } from './errors.js';
 
+/** Words are encoded by their UTF-8 bytes (TextEncoder: in Node and browsers alike). */
+const UTF8 = new TextEncoder();
+
 /** A special token as tokenizer_config.json / special_tokens_map.json write it: a string or an AddedToken dict. */
 export type SpecialTokenSpec = string | { content: string };
 
@@ -273,7 +276,7 @@ export class GPT2Tokenizer {
   private encodeWord(word: string): readonly number[] {
     const cached = this.wordCache.get(word);
     if (cached !== undefined) return cached;
-    const bytes = Buffer.from(word, 'utf8');
+    const bytes = UTF8.encode(word);
     const ids = this.bpe.encodeWord(bytes);
     if (bytes.length <= LONGEST_CACHED_WORD) {
       if (this.wordCache.size >= WORD_CACHE_CAPACITY) {

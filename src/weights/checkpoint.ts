@@ -1,63 +1,69 @@
-import { readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
+import type { ModelFiles } from '../util/model-files.js';
 import { CheckpointError } from './errors.js';
-import { openSafetensors } from './safetensors.js';
+import { localModelFiles } from './local-files.js';
+import { readSafetensors } from './safetensors.js';
 import { openTorchZip } from './torch-zip.js';
 import type { Checkpoint, TensorInfo, WeightFile } from './types.js';
 
-type WeightFileOpener = (file: string) => Promise<WeightFile>;
+type WeightFileOpener = (files: ModelFiles, name: string) => Promise<WeightFile>;
+
+const openSafetensorsIn: WeightFileOpener = async (files, name) => readSafetensors(await files.open(name));
+
+/** The zip reader needs a file on disk; elsewhere (a browser) a .bin checkpoint is refused by name. */
+const openTorchZipIn: WeightFileOpener = async (files, name) => {
+  if (!files.localPath) {
+    throw new CheckpointError(`${files.describe(name)}: pytorch_model.bin can only be read from a local folder; use a model with model.safetensors here`);
+  }
+  return openTorchZip(files.localPath(name));
+};
 
 /** In order of preference: safetensors never runs a pickle parser and needs no zip directory. */
 const LAYOUTS: ReadonlyArray<{ file: string; sharded: boolean; openFile: WeightFileOpener }> = [
-  { file: 'model.safetensors', sharded: false, openFile: openSafetensors },
-  { file: 'model.safetensors.index.json', sharded: true, openFile: openSafetensors },
-  { file: 'pytorch_model.bin', sharded: false, openFile: openTorchZip },
-  { file: 'pytorch_model.bin.index.json', sharded: true, openFile: openTorchZip },
+  { file: 'model.safetensors', sharded: false, openFile: openSafetensorsIn },
+  { file: 'model.safetensors.index.json', sharded: true, openFile: openSafetensorsIn },
+  { file: 'pytorch_model.bin', sharded: false, openFile: openTorchZipIn },
+  { file: 'pytorch_model.bin.index.json', sharded: true, openFile: openTorchZipIn },
 ];
 
 /** Opens the weights of a Hugging Face model folder, reading only headers; tensors are read on demand. */
 export async function openCheckpoint(folder: string): Promise<Checkpoint> {
-  const absoluteFolder = path.resolve(folder);
+  return openCheckpointFiles(localModelFiles(folder));
+}
+
+/** openCheckpoint for a model folder anywhere (on disk, over HTTP, picked in a browser). */
+export async function openCheckpointFiles(files: ModelFiles): Promise<Checkpoint> {
   for (const layout of LAYOUTS) {
-    const file = path.join(absoluteFolder, layout.file);
-    if (!(await isFile(file))) continue;
-    const weightFiles = layout.sharded ? await openShards(file, layout.openFile) : [await layout.openFile(file)];
+    if (!(await files.exists(layout.file))) continue;
+    const weightFiles = layout.sharded
+      ? await openShards(files, layout.file, layout.openFile)
+      : [await layout.openFile(files, layout.file)];
     try {
-      return new FolderCheckpoint(absoluteFolder, weightFiles);
+      return new FolderCheckpoint(files.location, weightFiles);
     } catch (error) {
       await Promise.all(weightFiles.map((weightFile) => weightFile.close()));
       throw error;
     }
   }
   throw new CheckpointError(
-    `no weights found in ${absoluteFolder}: looked for ${LAYOUTS.map((layout) => layout.file).join(', ')}`,
+    `no weights found in ${files.location}: looked for ${LAYOUTS.map((layout) => layout.file).join(', ')}`,
   );
 }
 
-async function isFile(file: string): Promise<boolean> {
-  try {
-    return (await stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** Opens every shard named by an index.json and checks that each tensor is where the index says. */
-async function openShards(indexFile: string, openFile: WeightFileOpener): Promise<WeightFile[]> {
-  const weightMap = await readWeightMap(indexFile);
-  const folder = path.dirname(indexFile);
+async function openShards(files: ModelFiles, indexName: string, openFile: WeightFileOpener): Promise<WeightFile[]> {
+  const indexFile = files.describe(indexName);
+  const weightMap = await readWeightMap(files, indexName);
   const shardNames = [...new Set(weightMap.values())];
   const opened: WeightFile[] = [];
   try {
     for (const shardName of shardNames) {
-      const shardFile = path.join(folder, shardName);
-      if (path.dirname(shardFile) !== folder) {
+      if (/[/\\]/.test(shardName) || shardName === '..' || shardName === '.') {
         throw new CheckpointError(`${indexFile}: shard name '${shardName}' points outside the model folder`);
       }
-      if (!(await isFile(shardFile))) {
-        throw new CheckpointError(`${indexFile}: shard '${shardName}' is missing (expected ${shardFile})`);
+      if (!(await files.exists(shardName))) {
+        throw new CheckpointError(`${indexFile}: shard '${shardName}' is missing (expected ${files.describe(shardName)})`);
       }
-      opened.push(await openFile(shardFile));
+      opened.push(await openFile(files, shardName));
     }
     for (const [tensorName, shardName] of weightMap) {
       if (!opened[shardNames.indexOf(shardName)].tensors.has(tensorName)) {
@@ -71,10 +77,11 @@ async function openShards(indexFile: string, openFile: WeightFileOpener): Promis
   }
 }
 
-async function readWeightMap(indexFile: string): Promise<Map<string, string>> {
+async function readWeightMap(files: ModelFiles, indexName: string): Promise<Map<string, string>> {
+  const indexFile = files.describe(indexName);
   let index: unknown;
   try {
-    index = JSON.parse(await readFile(indexFile, 'utf8'));
+    index = JSON.parse(await files.readText(indexName));
   } catch (error) {
     throw new CheckpointError(`${indexFile}: malformed index: ${(error as Error).message}`);
   }
@@ -126,3 +133,4 @@ class FolderCheckpoint implements Checkpoint {
     await Promise.all(this.weightFiles.map((weightFile) => weightFile.close()));
   }
 }
+

@@ -1,7 +1,7 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import type { RandomAccessFile } from '../util/model-files.js';
 import { dtypeByteSize, elementCount, knownDtypes, readAsFloat32 } from './dtype.js';
 import { CheckpointError } from './errors.js';
-import { readExactly } from './file-io.js';
+import { openLocalFile } from './local-files.js';
 import type { TensorInfo, WeightFile } from './types.js';
 
 /** The reference safetensors implementation refuses headers above 100 MB; a bigger length means a corrupt file. */
@@ -16,26 +16,30 @@ interface SafetensorsEntry extends TensorInfo {
 
 /** Opens a .safetensors file reading only its header; tensors are read on demand at their offsets. */
 export async function openSafetensors(file: string): Promise<WeightFile> {
-  const handle = await open(file, 'r');
+  return readSafetensors(await openLocalFile(file));
+}
+
+/** A .safetensors file from any source (a local file, HTTP ranges, a Blob): its header now, tensors on demand. */
+export async function readSafetensors(source: RandomAccessFile): Promise<WeightFile> {
+  const { name: file, size } = source;
   try {
-    const { size } = await handle.stat();
-    const headerBytes = await readHeaderBytes(handle, file, size);
+    const headerBytes = await readHeaderBytes(source, file, size);
     const dataStart = headerBytes.length;
     const entries = parseHeader(headerBytes.subarray(LENGTH_PREFIX_BYTES), file, dataStart, size - dataStart);
-    return new SafetensorsFile(file, size, handle, entries);
+    return new SafetensorsFile(file, size, source, entries);
   } catch (error) {
-    await handle.close();
+    await source.close();
     throw error;
   }
 }
 
 /** Returns the length prefix followed by the JSON header, exactly as stored. */
-async function readHeaderBytes(handle: FileHandle, file: string, fileSize: number): Promise<Uint8Array> {
+async function readHeaderBytes(source: RandomAccessFile, file: string, fileSize: number): Promise<Uint8Array> {
   if (fileSize < LENGTH_PREFIX_BYTES) {
     throw new CheckpointError(`${file}: too short for a safetensors file (${fileSize} bytes, need an 8-byte header length)`);
   }
   const prefix = new Uint8Array(LENGTH_PREFIX_BYTES);
-  await readExactly(handle, prefix, 0, file);
+  await source.read(prefix, 0);
   const headerLength = new DataView(prefix.buffer).getBigUint64(0, true);
   if (headerLength > BigInt(MAX_HEADER_BYTES)) {
     throw new CheckpointError(
@@ -47,7 +51,7 @@ async function readHeaderBytes(handle: FileHandle, file: string, fileSize: numbe
   }
   const bytes = new Uint8Array(LENGTH_PREFIX_BYTES + Number(headerLength));
   bytes.set(prefix);
-  await readExactly(handle, bytes.subarray(LENGTH_PREFIX_BYTES), LENGTH_PREFIX_BYTES, file);
+  await source.read(bytes.subarray(LENGTH_PREFIX_BYTES), LENGTH_PREFIX_BYTES);
   return bytes;
 }
 
@@ -130,7 +134,7 @@ class SafetensorsFile implements WeightFile {
   constructor(
     readonly path: string,
     readonly size: number,
-    private readonly handle: FileHandle,
+    private readonly source: RandomAccessFile,
     entries: SafetensorsEntry[],
   ) {
     this.entries = new Map(entries.map((entry) => [entry.name, entry]));
@@ -140,12 +144,10 @@ class SafetensorsFile implements WeightFile {
   async readFloat32(name: string): Promise<Float32Array> {
     const entry = this.entries.get(name);
     if (!entry) throw new CheckpointError(`${this.path}: no tensor '${name}'`);
-    return readAsFloat32(entry.dtype, elementCount(entry.shape), (target) =>
-      readExactly(this.handle, target, entry.begin, this.path),
-    );
+    return readAsFloat32(entry.dtype, elementCount(entry.shape), (target) => this.source.read(target, entry.begin));
   }
 
   close(): Promise<void> {
-    return this.handle.close();
+    return this.source.close();
   }
 }

@@ -1,0 +1,39 @@
+// Headless Chromium from the system (Debian's `chromium` package), driven by playwright-core: no browser
+// download at install. Used by the browser tests and `npm run bench:browser`.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type BrowserContext, chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** A fresh profile each time, so nothing (stored conversions, compiled WebAssembly) carries over between runs. */
+export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+  const profile = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-chromium-'));
+  const context = await chromium
+    .launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    .catch(async (error: Error) => {
+      await rm(profile, { recursive: true, force: true });
+      throw new Error(`could not start ${CHROMIUM} (install Debian's chromium package, or set CHROMIUM_PATH): ${error.message}`);
+    });
+  return {
+    context,
+    async close() {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/// <reference lib="dom" />
+import * as ort from 'onnxruntime-web';
+import type { InferenceRunner } from '../runtime/tensor.js';
+import { WEIGHTS_FILE } from '../onnx/write.js';
+
+/** Where the model runs: WebAssembly on the CPU, or WebGPU where the browser has it ('auto' picks WebGPU then). */
+export type BrowserDevice = 'wasm' | 'webgpu' | 'auto';
+
+export interface BrowserRuntimeOptions {
+  device?: BrowserDevice;
+  /**
+   * WebAssembly threads. Threads need a cross-origin isolated page (COOP/COEP headers, as `gpt-neo demo`
+   * sends); elsewhere ONNX Runtime runs on one. Default: up to 4, the number of cores permitting.
+   */
+  threads?: number;
+}
+
+/**
+ * The folder holding ONNX Runtime's WebAssembly files (copied next to this bundle by the browser build);
+ * the runtime loads them on first use.
+ */
+const ORT_FILES = new URL('./ort/', import.meta.url).href;
+
+export function webGpuAvailable(): boolean {
+  return typeof navigator !== 'undefined' && 'gpu' in navigator;
+}
+
+/** An onnxruntime-web session over a converted model: the graph and its weights file as bytes. */
+export async function createBrowserSession(
+  model: Uint8Array,
+  weights: Uint8Array,
+  options: BrowserRuntimeOptions = {},
+): Promise<{ runner: InferenceRunner; device: 'wasm' | 'webgpu'; threads: number }> {
+  const device = options.device === 'auto' ? (webGpuAvailable() ? 'webgpu' : 'wasm') : (options.device ?? 'wasm');
+  if (device === 'webgpu' && !webGpuAvailable()) {
+    throw new Error("device 'webgpu' was asked for, but this browser has no WebGPU (navigator.gpu); use device 'wasm'");
+  }
+  const isolated = typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated;
+  const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
+  const threads = isolated ? (options.threads ?? Math.min(4, cores)) : 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${options.threads}`);
+  ort.env.wasm.wasmPaths = ORT_FILES;
+  ort.env.wasm.numThreads = threads;
+  ort.env.logLevel = 'error';
+  const session = await ort.InferenceSession.create(model, {
+    // Nodes WebGPU has no kernel for (the int8 products of q8, float64 reductions) fall back to WebAssembly.
+    executionProviders: device === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'],
+    graphOptimizationLevel: 'all',
+    externalData: [{ path: WEIGHTS_FILE, data: weights }],
+    logSeverityLevel: 3,
+  });
+  return {
+    runner: { run: (feeds) => session.run(feeds), release: () => session.release() },
+    device,
+    threads,
+  };
+}
