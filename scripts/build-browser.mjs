@@ -10,10 +10,10 @@ export const WEB_DIST = path.join(ROOT, 'dist', 'web');
 
 /**
  * Node-only modules that shared code imports for its Node paths (files, the onnxruntime-node session, the zip
- * reader, terminal progress bars). The browser paths never call them; if one is called anyway, the stub throws
- * an error naming the module instead of failing somewhere obscure.
+ * reader, terminal progress bars, the cache locks' flock). The browser paths never call them; if one is called
+ * anyway, the stub throws an error naming the module instead of failing somewhere obscure.
  */
-const NODE_ONLY = /^(node:.*|onnxruntime-node|yauzl|cli-progress)$/;
+const NODE_ONLY = /^(node:.*|onnxruntime-node|yauzl|cli-progress|koffi)$/;
 
 const nodeOnlyStub = {
   name: 'node-only-stub',
