@@ -81,7 +81,8 @@ export async function tryAcquireLock(lockPath: string, options: LockOptions = {}
     if (!granted) {
       const errno = koffi.errno();
       await file.close();
-      if (errno === EWOULDBLOCK) return undefined;
+      // A held lock answers EWOULDBLOCK, which is EAGAIN (11 on Linux, 35 on macOS and the BSDs).
+      if (errno === os.constants.errno.EAGAIN) return undefined;
       const name = Object.entries(os.constants.errno).find(([, code]) => code === errno)?.[0] ?? `errno ${errno}`;
       throw new Error(`cannot lock ${lockPath}: flock failed with ${name} (does this file system support flock?)`);
     }
@@ -110,8 +111,6 @@ export async function withLock<T>(lockPath: string, options: LockOptions, work: 
   }
 }
 
-// EWOULDBLOCK is EAGAIN: 11 on Linux, 35 on macOS and the BSDs.
-const EWOULDBLOCK = process.platform === 'linux' ? 11 : 35;
 
 async function openLockFile(lockPath: string): Promise<fs.FileHandle> {
   try {
