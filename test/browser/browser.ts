@@ -51,8 +51,13 @@ export async function startBrowser(
 /** A page with the browser build loaded as `window.gptNeo`. */
 async function libraryPage(newPage: () => Promise<Page>): Promise<Page> {
   const page = await newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
   // A module script, not import() inside page.evaluate: vitest rewrites dynamic imports in test code.
   await page.addScriptTag({ type: 'module', content: "import * as lib from '/gpt-neo.js'; window.gptNeo = lib;" });
-  await page.waitForFunction(() => 'gptNeo' in window);
+  await page.waitForFunction(() => 'gptNeo' in window).catch((error: Error) => {
+    // The page's own error says why far better than the timeout does.
+    throw new Error(`the browser build did not load: ${errors.join('; ') || error.message}`);
+  });
   return page;
 }
