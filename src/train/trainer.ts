@@ -35,6 +35,11 @@ export interface TrainerOptions {
   /** Seed of LoRA's initialisation and dropout. */
   seed?: number;
   threads?: number;
+  /**
+   * Rows of logits the loss computes at once (default: as many as fit in 64 MB of float32, 333 rows of GPT-2's
+   * vocabulary): fewer hold less memory, more run fewer, larger products for the head's gradient.
+   */
+  loss_chunk_rows?: number;
 }
 
 export interface TrainingBatch {
@@ -61,8 +66,8 @@ export interface OptimizerState {
 const DEFAULT_LORA_TARGETS = ['q_proj', 'v_proj'];
 const HIDDEN = -3.4028234663852886e38;
 /**
- * The loss runs over the rows of a batch in chunks of at most this many logits (64 MB of float32 each), so a
- * few [rows, vocab] tensors of one chunk are alive instead of the whole batch's (0.4 GB each for 2,048 rows).
+ * The loss runs over the rows of a batch in chunks of at most this many logits (64 MB of float32) by default, so
+ * a few [rows, vocab] tensors of one chunk are alive instead of the whole batch's (0.4 GB each for 2,048 rows).
  */
 const LOSS_CHUNK_LOGITS = 1 << 24;
 const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
@@ -101,10 +106,11 @@ export class Trainer {
   private constructor(
     readonly config: GPTNeoConfig,
     private readonly source: string,
-    private readonly options: Required<Omit<TrainerOptions, 'lora' | 'max_steps' | 'threads' | 'seed'>> & Pick<TrainerOptions, 'max_steps'>,
+    private readonly options: Required<Omit<TrainerOptions, 'lora' | 'max_steps' | 'threads' | 'seed' | 'loss_chunk_rows'>> & Pick<TrainerOptions, 'max_steps'>,
     private readonly lora: LoraSettings | undefined,
     private readonly graphs: TrainingGraphs,
     private readonly seed: number,
+    private readonly lossChunkRows: number,
   ) {}
 
   private get trainable(): TrainableTensor[] {
@@ -136,13 +142,17 @@ export class Trainer {
       throw new TrainingInputError(`LoRA needs r >= 1 (whole number), alpha > 0 and at least one target module`);
     }
     if (lora && !(lora.dropout >= 0 && lora.dropout < 1)) throw new TrainingInputError(`LoRA dropout must be in [0, 1), got ${lora.dropout}`);
+    if (options.loss_chunk_rows !== undefined && !(Number.isInteger(options.loss_chunk_rows) && options.loss_chunk_rows >= 1)) {
+      throw new TrainingInputError(`loss_chunk_rows must be a whole number >= 1, got ${options.loss_chunk_rows}`);
+    }
 
     const config = await loadConfig(folder);
     const checkpoint = await openCheckpoint(folder);
     try {
       const graphs = await openTrainingGraphs(config, checkpoint, lora, options.threads);
       const seed = options.seed ?? 42;
-      const trainer = new Trainer(config, folder, settings, lora, graphs, seed);
+      const chunkRows = options.loss_chunk_rows ?? Math.max(1, Math.floor(LOSS_CHUNK_LOGITS / config.vocab_size));
+      const trainer = new Trainer(config, folder, settings, lora, graphs, seed, chunkRows);
       try {
         const random = new SeededRandom(seed);
         for (const tensor of graphs.trainable) trainer.values.set(tensor.name, await initialValue(tensor, checkpoint, random));
@@ -282,7 +292,7 @@ export class Trainer {
    */
   private async run(batch: TrainingBatch, parts: number, dropout: SeededRandom | undefined, gradients?: Map<string, Float32Array>): Promise<number> {
     const { B, T } = checkBatch(batch, this.config);
-    const { hidden_size: C, num_heads: H, num_layers: L, vocab_size: V } = this.config;
+    const { hidden_size: C, num_heads: H, num_layers: L } = this.config;
     const rows = B * T;
     const ids = batch.input_ids.flat();
 
@@ -341,9 +351,8 @@ export class Trainer {
 
     let loss = 0;
     let streamGradient: Float32Array = new Float32Array(gradients ? rows * C : 0);
-    const chunkRows = Math.max(1, Math.floor(LOSS_CHUNK_LOGITS / V));
-    for (let first = 0; first < rows; first += chunkRows) {
-      const end = Math.min(rows, first + chunkRows);
+    for (let first = 0; first < rows; first += this.lossChunkRows) {
+      const end = Math.min(rows, first + this.lossChunkRows);
       const n = end - first;
       const chunk: Record<string, OrtTensor> = {
         [IO.residual(L)]: new OrtTensor('float32', residual(L).subarray(first * C, end * C), [1, n, C]),
