@@ -1,33 +1,38 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
+import ort from 'onnxruntime-node';
 import type { GraphBuilder } from '../onnx/graph.js';
-import { MODEL_FILE, serializeOnnxModel } from '../onnx/write.js';
-import { type OrtTensor, RuntimeSession } from '../runtime/session.js';
+import { serializeOnnxModel } from '../onnx/write.js';
+import type { OrtTensor } from '../runtime/session.js';
 
 /** A training graph in its ONNX Runtime session, with the inputs it kept (a slice of the model leaves some out). */
 export class GraphSession {
   private constructor(
-    private readonly session: RuntimeSession,
+    private readonly session: ort.InferenceSession,
     readonly inputs: readonly string[],
   ) {}
 
-  /** Training graphs hold no weights (every parameter is an input), so each is a small file, loaded and deleted. */
+  /** Training graphs hold no weights (every parameter is an input), so each is a small protobuf loaded from memory. */
   static async create(g: GraphBuilder, threads: number | undefined): Promise<GraphSession> {
     if (g.weights.length > 0) throw new Error(`a training graph takes its parameters as inputs, but has weight '${g.weights[0]!.name}'`);
-    const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-train-'));
-    try {
-      const file = path.join(folder, MODEL_FILE);
-      await writeFile(file, await serializeOnnxModel(g, async () => {}));
-      return new GraphSession(await RuntimeSession.create(file, { threads }), g.inputs.map((input) => input.name));
-    } finally {
-      await rm(folder, { recursive: true, force: true });
-    }
+    const intraOpNumThreads = threads ?? os.availableParallelism();
+    if (!Number.isInteger(intraOpNumThreads) || intraOpNumThreads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
+    const session = await ort.InferenceSession.create(await serializeOnnxModel(g, async () => {}), {
+      executionProviders: ['cpu'],
+      intraOpNumThreads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      enableCpuMemArena: process.env.GPT_NEO_TRAIN_ARENA !== '0',
+      enableMemPattern: process.env.GPT_NEO_TRAIN_MEMPATTERN !== '0',
+    });
+    return new GraphSession(session, g.inputs.map((input) => input.name));
   }
 
   /** Runs the graph with the value `feed` gives for each of its inputs. */
   async run(feed: (input: string) => OrtTensor): Promise<Record<string, OrtTensor>> {
-    return this.session.run(Object.fromEntries(this.inputs.map((input) => [input, feed(input)])));
+    const outputs = await this.session.run(Object.fromEntries(this.inputs.map((input) => [input, feed(input)])));
+    if (process.env.GPT_NEO_TRAIN_DEBUG) console.error(`rss ${(process.memoryUsage().rss / 1e9).toFixed(2)} GB after ${this.inputs.length}-input graph`);
+    return outputs as Record<string, OrtTensor>;
   }
 
   async release(): Promise<void> {

@@ -371,7 +371,10 @@ export class Trainer {
 
     for (let layer = L - 1; layer >= 0; layer--) {
       const { session, trainable, template } = this.graphs.blocks[layer]!;
+      const kinds = this.config.attention_layers;
       const block: Record<string, OrtTensor> = {
+        // Global and local attention differ only in their mask, so one graph runs both.
+        [IO.attentionBias(kinds[template]!)]: model[IO.attentionBias(kinds[layer]!)]!,
         [IO.residual(template)]: new OrtTensor('float32', residual(layer), [B, T, C]),
         [TRAIN_IO.gradient(IO.residual(template + 1))]: new OrtTensor('float32', streamGradient, [rows, C]),
       };
@@ -419,7 +422,8 @@ export class Trainer {
 }
 /**
  * Builds and opens the training graphs: the forward pass, the head, and one block graph per distinct block
- * layout (attention kind and which linear layers carry an adapter), which every block of that layout runs.
+ * layout (which linear layers carry an adapter), which every block of that layout runs, global or local
+ * (each ONNX Runtime session keeps its own memory arena, so fewer sessions hold less).
  */
 async function openTrainingGraphs(
   config: GPTNeoConfig,
@@ -448,7 +452,7 @@ async function openTrainingGraphs(
   const layout = (layer: number) => {
     const prefix = `transformer.h.${layer}.`;
     const adapted = forward.params.adaptedModules.filter((module) => module.startsWith(prefix)).map((module) => module.slice(prefix.length));
-    return `${config.attention_layers[layer]} ${adapted.join()}`;
+    return adapted.join();
   };
   const templates = new Map<string, number>();
   for (let layer = 0; layer < config.num_layers; layer++) if (!templates.has(layout(layer))) templates.set(layout(layer), layer);
