@@ -105,7 +105,7 @@ function activationBytes(config: typeof GPT_NEO_1_3B_CONFIG, block: number, batc
   const tokens = block * batch;
   const perBlock = 22 * tokens * C + 2 * batch * H * block * (block + 1);
   if (!checkpointed) return 4 * (L * perBlock + 3 * tokens * V);
-  const chunkRows = Math.min(tokens, Math.floor(2 ** 26 / V));
+  const chunkRows = Math.ceil(tokens / Math.ceil(tokens / Math.floor(2 ** 26 / V)));
   return 4 * ((L + 1) * tokens * C + perBlock + 3 * chunkRows * V);
 }
 

@@ -36,9 +36,9 @@ export interface TrainerOptions {
   seed?: number;
   threads?: number;
   /**
-   * Rows of logits the loss computes at once (default: as many as fit in 256 MB of float32, 1,335 rows of GPT-2's
-   * vocabulary): fewer hold less memory; more run fewer, larger products (each chunk also returns a whole
-   * [vocab, hidden] gradient of the tied head).
+   * Most rows of logits the loss computes at once (default: as many as fit in 256 MB of float32, 1,335 rows of
+   * GPT-2's vocabulary; a batch is cut into equal chunks): fewer hold less memory; more run fewer, larger
+   * products (each chunk also returns a whole [vocab, hidden] gradient of the tied head).
    */
   loss_chunk_rows?: number;
 }
@@ -69,9 +69,9 @@ const HIDDEN = -3.4028234663852886e38;
 /**
  * The loss runs over the rows of a batch in chunks of at most this many logits (256 MB of float32) by default,
  * so a few [rows, vocab] tensors of one chunk are alive instead of the whole batch's (0.4 GB each for 2,048
- * rows). Measured on the 125M shape (block 512 x batch 4): chunks of 333 rows made steps 20% slower than
- * chunks of 1,024 (the head's products are thin and each chunk returns a 154 MB gradient) for 0.13 GB less
- * peak RSS; one chunk of 2,048 rows held 0.5 GB more and was no faster.
+ * rows: two chunks of 1,024). Measured on the 125M shape (block 512 x batch 4): chunks of 333 rows made steps
+ * 20% slower than chunks of 1,024 (the head's products are thin and each chunk returns a 154 MB gradient) for
+ * 0.13 GB less peak RSS; one chunk of 2,048 rows held 0.5 GB more and was no faster.
  */
 const LOSS_CHUNK_LOGITS = 1 << 26;
 const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
@@ -355,8 +355,10 @@ export class Trainer {
 
     let loss = 0;
     let streamGradient: Float32Array = new Float32Array(gradients ? rows * C : 0);
-    for (let first = 0; first < rows; first += this.lossChunkRows) {
-      const end = Math.min(rows, first + this.lossChunkRows);
+    // As many chunks as loss_chunk_rows needs, of equal size: the largest sets the memory.
+    const chunkRows = Math.ceil(rows / Math.ceil(rows / this.lossChunkRows));
+    for (let first = 0; first < rows; first += chunkRows) {
+      const end = Math.min(rows, first + chunkRows);
       const n = end - first;
       const chunk: Record<string, OrtTensor> = {
         [IO.residual(L)]: new OrtTensor('float32', residual(L).subarray(first * C, end * C), [1, n, C]),
