@@ -315,7 +315,7 @@ export class Trainer {
     if (scored === 0) throw new TrainingInputError('the batch has no labels to score (every shifted label is -100)');
     for (let i = 0; i < rows; i++) weights[i]! /= scored * parts;
 
-    const model: Record<string, OrtTensor> = {
+    const modelInputs: Record<string, OrtTensor> = {
       [IO.inputsEmbeds]: new OrtTensor('float32', this.lookupEmbeddings(ids), [B, T, C]),
       [IO.positionIds]: new OrtTensor('int64', BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % T)), [B, T]),
     };
@@ -324,19 +324,19 @@ export class Trainer {
     // the inner dimension is 0. A masked slot has probability exactly 0, so it adds exactly 0 to every gradient.
     for (const kind of new Set(this.config.attention_layers)) {
       const window = kind === 'local' ? this.config.window_size : Infinity;
-      model[IO.attentionBias(kind)] = new OrtTensor('float32', attentionBias(B, T, window), [B, 1, T, T + 1]);
+      modelInputs[IO.attentionBias(kind)] = new OrtTensor('float32', attentionBias(B, T, window), [B, 1, T, T + 1]);
     }
     const D = C / H;
     const emptySlot = new Float32Array(B * H * D);
     for (let layer = 0; layer < L; layer++) {
-      model[IO.cachedKeys(layer)] = new OrtTensor('float32', emptySlot, [B, H, D, 1]);
-      model[IO.cachedValues(layer)] = new OrtTensor('float32', emptySlot, [B, H, 1, D]);
+      modelInputs[IO.cachedKeys(layer)] = new OrtTensor('float32', emptySlot, [B, H, D, 1]);
+      modelInputs[IO.cachedValues(layer)] = new OrtTensor('float32', emptySlot, [B, H, 1, D]);
     }
     const masks = this.dropoutMasks(rows, dropout);
     // A graph input: one of the model's inputs, else a parameter or dropout mask (named for layer `template` in
     // a block graph run for `layer`; over rows [first, end) of the batch in the head's chunks).
     const feed = (input: string, template = 0, layer = 0, first = 0, end = rows): OrtTensor => {
-      const tensor = model[input];
+      const tensor = modelInputs[input];
       if (tensor) return tensor;
       const name = atLayer(input, template, layer);
       const mask = masks.get(name);
@@ -380,7 +380,7 @@ export class Trainer {
       const kinds = this.config.attention_layers;
       const block: Record<string, OrtTensor> = {
         // Global and local attention differ only in their mask, so one graph runs both.
-        [IO.attentionBias(kinds[template]!)]: model[IO.attentionBias(kinds[layer]!)]!,
+        [IO.attentionBias(kinds[template]!)]: modelInputs[IO.attentionBias(kinds[layer]!)]!,
         [IO.residual(template)]: new OrtTensor('float32', residual(layer), [B, T, C]),
         [TRAIN_IO.gradient(IO.residual(template + 1))]: new OrtTensor('float32', streamGradient, [rows, C]),
       };
