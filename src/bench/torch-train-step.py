@@ -2,7 +2,10 @@
 shape (forward, causal-LM loss, backward, clip_grad_norm_(1.0), AdamW), written like Hugging Face's
 GPTNeoForCausalLM (no attention scaling, local layers see `window_size` keys, gelu_new, tied head).
 Usage: python3 torch-train-step.py <hidden> <layers> <heads> <block> <batch> <threads> <steps>
-Prints {"tokensPerSecond", "secondsPerStep", "peakRssBytes"} as JSON."""
+Prints {"tokensPerSecond", "secondsPerStep", "peakRssBytes", "gemmFlops"} as JSON; gemmFlops is the rate of a
+2048^3 float32 matmul in this torch (fastest of 10), which says whether its BLAS is a real one (Debian's
+python3-torch runs on whatever libblas.so.3 update-alternatives selects: reference BLAS, or OpenBLAS once
+libopenblas0-pthread is installed)."""
 import json, math, resource, sys, time
 import torch
 import torch.nn as nn
@@ -62,10 +65,22 @@ def step():
     optimizer.step()
 
 
+def gemm_flops():
+    n = 2048
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    best = math.inf
+    for _ in range(10):
+        begun = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - begun)
+    return 2 * n ** 3 / best
+
+
+gemm = gemm_flops()
 step()
 started = time.perf_counter()
 for _ in range(steps):
     step()
 seconds = (time.perf_counter() - started) / steps
 print(json.dumps({'tokensPerSecond': B * T / seconds, 'secondsPerStep': seconds,
-                  'peakRssBytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  'peakRssBytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 'gemmFlops': gemm}))

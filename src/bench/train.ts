@@ -1,6 +1,7 @@
 // `npm run bench:train`: fine-tuning speed and peak memory on random weights of GPT-Neo shapes: a full
 // fine-tune of the 125M shape (block 512, batch 4) and LoRA (r 8, q_proj + v_proj) on the 1.3B shape (block 512,
 // batch 1), each in a fresh process, against the float32 GEMM peak that ONNX Runtime reaches on this machine.
+// The full fine-tune alternates with its PyTorch peer round by round, so both see the same machine load.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -18,8 +19,9 @@ const program = new Command('bench:train')
   .option('--threads <n>', 'compute threads', String(os.availableParallelism()))
   .option('--steps <n>', 'timed steps after one warm-up step', '2')
   .option('--modes <list>', 'which runs: full (125M full fine-tune), lora (1.3B LoRA), comma separated', 'full,lora')
+  .option('--rounds <n>', 'full fine-tune runs, each followed by the PyTorch peer when there is one', '2')
   .parse();
-const options = program.opts<{ folder: string; threads: string; steps: string; modes: string }>();
+const options = program.opts<{ folder: string; threads: string; steps: string; modes: string; rounds: string }>();
 const modes = options.modes.split(',');
 const threads = Number(options.threads);
 
@@ -62,13 +64,15 @@ async function runChild(folder: string, mode: 'full' | 'lora', block: number, ba
 }
 
 /** The same step in PyTorch float32 on the CPU (src/bench/torch-train-step.py), when $PYTHON (default python3) has torch. */
-async function torchPeer(block: number, batch: number): Promise<Omit<TrainReport, 'parameters'> | undefined> {
+async function torchPeer(block: number, batch: number): Promise<(Omit<TrainReport, 'parameters'> & { gemmFlops: number }) | undefined> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'bench', 'torch-train-step.py');
   const { hidden_size: C, num_layers: L, num_heads: H } = GPT_NEO_125M_CONFIG;
   try {
     const args = [script, C, L, H, block, batch, threads, options.steps].map(String);
-    const { stdout } = await promisify(execFile)(process.env.PYTHON ?? 'python3', args, { maxBuffer: 1 << 20 });
-    return JSON.parse(stdout) as Omit<TrainReport, 'parameters'>;
+    // Debian's torch does not know its BLAS is OpenBLAS, so torch.set_num_threads does not reach it.
+    const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads) };
+    const { stdout } = await promisify(execFile)(process.env.PYTHON ?? 'python3', args, { maxBuffer: 1 << 20, env });
+    return JSON.parse(stdout) as Omit<TrainReport, 'parameters'> & { gemmFlops: number };
   } catch (error) {
     if ((error as { stderr?: string }).stderr?.includes("No module named 'torch'") || (error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
@@ -88,15 +92,21 @@ function stepFlops(config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: num
 }
 
 /**
- * Activations a step keeps for its backward pass: per block about 22 [tokens, hidden] float32 tensors
- * (LayerNorm inputs and outputs, q, k, v and their head views, the attention context, the MLP's inner
- * activations) and 2 [batch, heads, block, block + 1] (attention scores and probabilities), plus three
- * [tokens, vocab] tensors of the loss.
+ * Activations the backward pass must keep, in float32. A block's backward reads about 22 [tokens, hidden]
+ * tensors of its forward (LayerNorm inputs and outputs, q, k, v and their head views, the attention context,
+ * the MLP's inner activations) and 2 [batch, heads, block, block + 1] (attention scores and probabilities); the
+ * loss's gradient needs three [rows, vocab] tensors. Without checkpointing (PyTorch's default) every block's
+ * are kept at once, with all rows of the loss. With the block checkpointing the Trainer does, the backward keeps
+ * the residual stream entering every block and leaving the last, one block's activations (recomputed from its
+ * saved input) and one chunk of the loss's rows (`chunkRows`).
  */
-function activationBytes(config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: number): number {
+function activationBytes(config: typeof GPT_NEO_1_3B_CONFIG, block: number, batch: number, checkpointed: boolean): number {
   const { hidden_size: C, num_layers: L, num_heads: H, vocab_size: V } = config;
   const tokens = block * batch;
-  return 4 * (L * (22 * tokens * C + 2 * batch * H * block * (block + 1)) + 3 * tokens * V);
+  const perBlock = 22 * tokens * C + 2 * batch * H * block * (block + 1);
+  if (!checkpointed) return 4 * (L * perBlock + 3 * tokens * V);
+  const chunkRows = Math.ceil(tokens / Math.ceil(tokens / Math.floor(2 ** 26 / V)));
+  return 4 * ((L + 1) * tokens * C + perBlock + 3 * chunkRows * V);
 }
 
 /** Parameters of a GPT-Neo config: embeddings, per block 12 C^2 weights + 10 C biases and LayerNorms, ln_f. */
@@ -118,20 +128,30 @@ console.log(`float32 GEMM peak (2048^3 MatMul, ONNX Runtime, ${threads} threads)
 if (modes.includes('full')) {
   const small = path.join(options.folder, 'gpt-neo-125M-random');
   if (!existsSync(path.join(small, 'model.safetensors'))) await writeRandomCheckpoint(small, GPT_NEO_125M_CONFIG);
-  console.error('full fine-tune, 125M shape, block 512, batch 4...');
-  const full = await runChild(small, 'full', 512, 4);
   // The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB.
-  const budget = 16 * parameterCount(GPT_NEO_125M_CONFIG) + activationBytes(GPT_NEO_125M_CONFIG, 512, 4) + 1e9;
-  console.log(row('full fine-tune 125M', full, 'block 512 x batch 4', stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false), `${gb(budget)} GB`));
-  const torch = await torchPeer(512, 4);
-  if (torch) console.log(row('PyTorch peer, 125M', { ...torch, parameters: full.parameters }, 'block 512 x batch 4', stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false), '-'));
-  else console.log('PyTorch peer: python3 with torch not found, skipped');
+  const budget = (checkpointed: boolean) =>
+    gb(16 * parameterCount(GPT_NEO_125M_CONFIG) + activationBytes(GPT_NEO_125M_CONFIG, 512, 4, checkpointed) + 1e9);
+  const flops = stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false);
+  for (let round = 1; round <= Number(options.rounds); round++) {
+    console.error(`round ${round}: full fine-tune, 125M shape, block 512, batch 4...`);
+    const full = await runChild(small, 'full', 512, 4);
+    console.log(row(`full fine-tune 125M (round ${round})`, full, 'block 512 x batch 4', flops, `${budget(true)} GB (${budget(false)} GB counting every block's activations)`));
+    console.error(`round ${round}: the PyTorch peer...`);
+    const torch = await torchPeer(512, 4);
+    if (!torch) {
+      console.log('PyTorch peer: python3 with torch not found, skipped');
+      continue;
+    }
+    console.log(row(`PyTorch peer, 125M (round ${round})`, { ...torch, parameters: full.parameters }, 'block 512 x batch 4', flops, '-'));
+    console.log(`round ${round}: PyTorch's own float32 GEMM (2048^3 matmul): ${(torch.gemmFlops / 1e9).toFixed(1)} GFLOP/s`);
+    console.log(`round ${round}: ours / PyTorch tokens/s = ${(full.tokensPerSecond / torch.tokensPerSecond).toFixed(2)}`);
+  }
 }
 
 if (modes.includes('lora')) {
   const large = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
   console.error('LoRA r 8 on q_proj, v_proj, 1.3B shape, block 512, batch 1...');
   const lora = await runChild(large, 'lora', 512, 1);
-  const estimate = `(float32 weights ${gb(4 * parameterCount(GPT_NEO_1_3B_CONFIG))} GB + activations ${gb(activationBytes(GPT_NEO_1_3B_CONFIG, 512, 1))} GB estimated)`;
+  const estimate = `(float32 weights ${gb(4 * parameterCount(GPT_NEO_1_3B_CONFIG))} GB + activations ${gb(activationBytes(GPT_NEO_1_3B_CONFIG, 512, 1, true))} GB)`;
   console.log(row('LoRA 1.3B', lora, 'block 512 x batch 1', stepFlops(GPT_NEO_1_3B_CONFIG, 512, 1, true), `8.00 GB ${estimate}`));
 }

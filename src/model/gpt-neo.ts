@@ -42,6 +42,11 @@ export const IO = {
   logSumExp: 'logsumexp',
   /** HF's hidden_states[i] [tokens, hidden]: the embeddings, the output of blocks 0..L-2, ln_f(block L-1). */
   hiddenStates: (index: number) => `hidden_states.${index}`,
+  /**
+   * The residual stream entering block `layer` (layer = num_layers: leaving the last block, before ln_f):
+   * [batch, seq, hidden] where a model slice starts from it, [tokens, hidden] where one outputs it.
+   */
+  residual: (layer: number) => `residual.${layer}`,
   /** Question answering: span start and end scores per row [rows, 1]. */
   startLogits: 'start_logits',
   endLogits: 'end_logits',
@@ -60,17 +65,33 @@ export type GraphVariant =
   | 'token-classification'
   | 'question-answering';
 
+/**
+ * A part of the model, for training, which runs it a block at a time (each block's forward is recomputed
+ * inside its backward, so only the residual stream between blocks is kept): the embeddings and every block,
+ * one block, or the head alone. Inference builds the whole model.
+ */
+export interface ModelSlice {
+  /** Start from the token embeddings; else from the residual stream entering block layers[0] (an input). */
+  embeddings: boolean;
+  /** The blocks built: [first, end). */
+  layers: [number, number];
+  /** End with ln_f and the head; else output the residual stream after every block built (and before the first, with the embeddings). */
+  head: boolean;
+}
+
 export function buildGPTNeoGraph(
   g: GraphBuilder,
   config: GPTNeoConfig,
   params: ParameterSource,
   variant: GraphVariant = 'causal-lm',
+  slice: ModelSlice = { embeddings: true, layers: [0, config.num_layers], head: true },
 ): void {
   const { hidden_size: C, num_heads: H, vocab_size: V, max_position_embeddings: P } = config;
   const D = C / H;
+  const [firstLayer, endLayer] = slice.layers;
 
   // ---- inputs
-  const inputsEmbeds = g.input(IO.inputsEmbeds, 'float32', ['batch', 'seq', C]);
+  const inputsEmbeds = g.input(slice.embeddings ? IO.inputsEmbeds : IO.residual(firstLayer), 'float32', ['batch', 'seq', C]);
   const positionIds = g.input(IO.positionIds, 'int64', ['batch', 'seq']);
   const logitRows = g.input(IO.logitRows, 'int64', ['rows']);
   // The KV cache lives outside the graph in preallocated buffers that the caller updates with each step's new
@@ -93,9 +114,12 @@ export function buildGPTNeoGraph(
   // The caller gathers the wte rows from the weights file (only the rows of the batch's tokens are read; a
   // memory-mapped Gather pulled most of the 0.4 GB table into RAM for a long prompt). wte stays a weight
   // for that, and for the tied head.
-  params.tensor(IO.tokenEmbeddings, [V, C]);
-  const wpe = params.tensor('transformer.wpe.weight', [P, C]);
-  let h = g.node('Add', [inputsEmbeds, g.node('Gather', [wpe, positionIds])]);
+  let h = inputsEmbeds;
+  if (slice.embeddings) {
+    params.tensor(IO.tokenEmbeddings, [V, C]);
+    const wpe = params.tensor('transformer.wpe.weight', [P, C]);
+    h = g.node('Add', [inputsEmbeds, g.node('Gather', [wpe, positionIds])]);
+  }
   h = g.node('Reshape', [h, tokensShape]);
 
   const layerNorm = (x: string, name: string) =>
@@ -147,10 +171,16 @@ export function buildGPTNeoGraph(
 
   // ---- blocks: pre-LayerNorm, two residuals
   const blockInputs: string[] = [];
-  for (let layer = 0; layer < config.num_layers; layer++) {
+  for (let layer = firstLayer; layer < endLayer; layer++) {
     blockInputs.push(h);
     h = g.node('Add', [h, attention(layerNorm(h, `transformer.h.${layer}.ln_1`), layer)]);
     h = g.node('Add', [h, mlp(layerNorm(h, `transformer.h.${layer}.ln_2`), layer)]);
+  }
+  if (!slice.head) {
+    const stream = [...blockInputs, h].slice(slice.embeddings ? 0 : 1);
+    const first = slice.embeddings ? firstLayer : firstLayer + 1;
+    stream.forEach((state, i) => g.output(state, IO.residual(first + i), 'float32', ['tokens', C]));
+    return;
   }
 
   // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it) or a task head

@@ -1,17 +1,23 @@
-// Training data as Hugging Face's run_clm.py prepares it: tokenize each document, join them with the EOS
-// token, cut the stream into block_size blocks (the remainder dropped), and feed the blocks in a seeded
-// shuffled order, labels = input_ids (the model shifts them).
+// Training data as Hugging Face's run_clm.py prepares it: tokenize each example of the dataset on its own,
+// concatenate them with the EOS token after each document, cut the stream into block_size blocks (the
+// remainder dropped), and feed the blocks in a seeded shuffled order, labels = input_ids (the model shifts them).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TrainingInputError } from './errors.js';
 import { SeededRandom } from './random.js';
 import type { TrainingBatch } from './trainer.js';
 
+/** A document as the examples it is tokenized in, one at a time (the EOS token follows the last). */
+export type Document = string[];
+
 /**
- * The documents of a .txt file (the whole file is one document) or a .jsonl file (one JSON object with a
- * string `text` field per line; blank lines are skipped).
+ * The documents of a data file. A .txt file is one document whose examples are its lines, as the datasets
+ * library's text loader reads it (universal newlines, one example per line, blank lines included) with
+ * run_clm's keep_linebreaks (each line keeps its "\n"): so "\n\n" between paragraphs is two line-break tokens,
+ * not GPT-2's one "\n\n" token, as in Hugging Face. A .jsonl file holds one document per line, a JSON object
+ * with a string `text` field (blank lines are skipped).
  */
-export async function readDocuments(file: string): Promise<string[]> {
+export async function readDocuments(file: string): Promise<Document[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -21,10 +27,10 @@ export async function readDocuments(file: string): Promise<string[]> {
   const extension = path.extname(file).toLowerCase();
   if (extension === '.txt') {
     if (text.trim() === '') throw new TrainingInputError(`${file}: the file is empty`);
-    return [text];
+    return [text.replace(/\r\n?/g, '\n').match(/[^\n]*\n|[^\n]+$/g)!];
   }
   if (extension !== '.jsonl') throw new TrainingInputError(`${file}: expected a .txt or .jsonl file`);
-  const documents: string[] = [];
+  const documents: Document[] = [];
   text.split('\n').forEach((line, index) => {
     if (line.trim() === '') return;
     let record: unknown;
@@ -35,7 +41,7 @@ export async function readDocuments(file: string): Promise<string[]> {
     }
     const value = (record as { text?: unknown } | null)?.text;
     if (typeof value !== 'string') throw new TrainingInputError(`${file}:${index + 1}: expected an object with a string "text" field`);
-    documents.push(value);
+    documents.push([value]);
   });
   if (documents.length === 0) throw new TrainingInputError(`${file}: the file has no documents`);
   return documents;
@@ -49,10 +55,10 @@ export class BlockDataset {
   ) {}
 
   /** `documents` are those of `file` (read first, so a bad file is reported before the tokenizer loads). */
-  static fromDocuments(file: string, documents: string[], encode: (text: string) => number[], eosTokenId: number, blockSize: number): BlockDataset {
+  static fromDocuments(file: string, documents: Document[], encode: (text: string) => number[], eosTokenId: number, blockSize: number): BlockDataset {
     const tokens: number[] = [];
     for (const document of documents) {
-      for (const id of encode(document)) tokens.push(id);
+      for (const example of document) for (const id of encode(example)) tokens.push(id);
       tokens.push(eosTokenId);
     }
     if (tokens.length < blockSize) {

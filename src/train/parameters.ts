@@ -16,17 +16,21 @@ export interface TrainableTensor {
 export interface TrainingParameters extends ParameterSource {
   /** In the order the model description asked for them: Hugging Face's named_parameters() order. */
   readonly trainable: TrainableTensor[];
-  /** LoRA targets that matched no linear layer (known once the graph is built). */
-  readonly unmatchedTargets: string[];
+  /** LoRA's frozen base weights: graph inputs too, fed from the checkpoint's values, but given no gradient. */
+  readonly frozen: Array<{ name: string; shape: number[] }>;
+  /** The linear layers that got a LoRA adapter, by module name. */
+  readonly adaptedModules: string[];
+  /** LoRA targets that matched a linear layer of this graph (known once it is built). */
+  readonly matchedTargets: ReadonlySet<string>;
   /** With LoRA dropout: the inputs taking each adapter's dropout mask [tokens, in features] (all ones when evaluating). */
   readonly dropoutMasks: Array<{ name: string; features: number }>;
 }
 
 /**
- * The model's parameters for a training graph. Full fine-tuning: every parameter is a graph input, so the
- * same graph runs with the values the optimizer just wrote. LoRA: the base weights are frozen into the
- * graph (memory-mapped like inference weights) and each targeted linear layer gets PEFT's low-rank update,
- * y = x W^T + b + (alpha / r) (x A^T) B^T, with A and B the trainable inputs.
+ * The model's parameters for a training graph. Every parameter is a graph input, so the same graph runs with
+ * the values the optimizer just wrote, and one graph serves every block of the same layout (training runs the
+ * model block by block). Full fine-tuning trains them all. LoRA freezes them and gives each targeted linear
+ * layer PEFT's low-rank update, y = x W^T + b + (alpha / r) (x A^T) B^T, with A and B the trainable inputs.
  */
 export function trainingParameters(
   g: GraphBuilder,
@@ -35,6 +39,8 @@ export function trainingParameters(
   lora: LoraSettings | undefined,
 ): TrainingParameters {
   const trainable: TrainableTensor[] = [];
+  const frozen: Array<{ name: string; shape: number[] }> = [];
+  const adaptedModules: string[] = [];
   const dropoutMasks: Array<{ name: string; features: number }> = [];
   const registered = new Set<string>();
   const matchedTargets = new Set<string>();
@@ -47,8 +53,8 @@ export function trainingParameters(
     if (info.shape.join() !== shape.join()) {
       throw new TrainingInputError(`tensor '${name}' has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
     }
-    if (lora) return g.weight(name, 'float32', shape, () => checkpoint.readFloat32(name));
-    trainable.push({ name, shape, init: 'checkpoint' });
+    if (lora) frozen.push({ name, shape });
+    else trainable.push({ name, shape, init: 'checkpoint' });
     return g.input(name, 'float32', shape);
   };
   const trainableInput = (name: string, shape: number[], init: TrainableTensor['init']) => {
@@ -64,6 +70,7 @@ export function trainingParameters(
     const target = lora?.target_modules.find((t) => matchesTarget(module, t));
     if (!lora || target === undefined) return y;
     matchedTargets.add(target);
+    adaptedModules.push(module);
     const a = trainableInput(loraTensorName(module, 'A'), [lora.r, inFeatures], 'kaiming_uniform');
     const b = trainableInput(loraTensorName(module, 'B'), [outFeatures, lora.r], 'zeros');
     // PEFT: lora_B(lora_A(dropout(x))); the mask (0 or 1 / (1 - p)) comes from the caller's seeded generator.
@@ -79,12 +86,12 @@ export function trainingParameters(
 
   return {
     trainable,
+    frozen,
+    adaptedModules,
     dropoutMasks,
     tensor,
     linear,
     linears: (x, names, outFeatures, inFeatures) => names.map((name) => linear(x, name, outFeatures, inFeatures, false)),
-    get unmatchedTargets() {
-      return lora ? lora.target_modules.filter((t) => !matchedTargets.has(t)) : [];
-    },
+    matchedTargets,
   };
 }

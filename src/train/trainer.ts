@@ -1,19 +1,17 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type GPTNeoConfig, loadConfig } from '../model/config.js';
-import { type Conversion, openConversion } from '../model/conversion-cache.js';
-import { EmbeddingTable } from '../model/embeddings.js';
 import { IO } from '../model/gpt-neo.js';
 import { GraphBuilder } from '../onnx/graph.js';
-import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
-import { OrtTensor, RuntimeSession } from '../runtime/session.js';
-import { openCheckpoint, writeSafetensors } from '../weights/index.js';
+import { OrtTensor } from '../runtime/session.js';
+import { type Checkpoint, openCheckpoint, writeSafetensors } from '../weights/index.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraSettings } from '../weights/lora-adapter.js';
 import { TrainingInputError } from './errors.js';
-import { buildTrainingGraph, TRAIN_IO } from './graph.js';
+import { buildBlockTrainingGraph, buildHeadTrainingGraph, buildResidualStreamGraph, TRAIN_IO } from './graph.js';
 import { adamWUpdate, learningRateFactor, type Moments, SCHEDULER_TYPES, type SchedulerType, zeroMoments } from './optimizer.js';
 import { type TrainableTensor, type TrainingParameters, trainingParameters } from './parameters.js';
 import { SeededRandom } from './random.js';
+import { GraphSession } from './sessions.js';
 
 /** Hugging Face TrainingArguments names; defaults are the Trainer's. */
 export interface TrainerOptions {
@@ -37,6 +35,12 @@ export interface TrainerOptions {
   /** Seed of LoRA's initialisation and dropout. */
   seed?: number;
   threads?: number;
+  /**
+   * Most rows of logits the loss computes at once (default: as many as fit in 256 MB of float32, 1,335 rows of
+   * GPT-2's vocabulary; a batch is cut into equal chunks): fewer hold less memory; more run fewer, larger
+   * products (each chunk also returns a whole [vocab, hidden] gradient of the tied head).
+   */
+  loss_chunk_rows?: number;
 }
 
 export interface TrainingBatch {
@@ -59,38 +63,62 @@ export interface OptimizerState {
   moments: Map<string, Moments>;
 }
 
-/** Bumped whenever the training graph changes, so stale cached graphs are never reused. */
-const TRAINING_GRAPH_VERSION = 1;
 /** PEFT's default for GPT-Neo. */
 const DEFAULT_LORA_TARGETS = ['q_proj', 'v_proj'];
 const HIDDEN = -3.4028234663852886e38;
+/**
+ * The loss runs over the rows of a batch in chunks of at most this many logits (256 MB of float32) by default,
+ * so a few [rows, vocab] tensors of one chunk are alive instead of the whole batch's (0.4 GB each for 2,048
+ * rows: two chunks of 1,024). Measured on the 125M shape (block 512 x batch 4): chunks of 333 rows made steps
+ * 20% slower than chunks of 1,024 (the head's products are thin and each chunk returns a 154 MB gradient) for
+ * 0.13 GB less peak RSS; one chunk of 2,048 rows held 0.5 GB more and was no faster.
+ */
+const LOSS_CHUNK_LOGITS = 1 << 26;
 const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
 
+/** A graph with a backward pass, and the parameters it gives gradients for (by the names of its inputs). */
+interface BackwardGraph {
+  session: GraphSession;
+  trainable: TrainableTensor[];
+}
+
+/** The pieces a training step runs (see graph.ts), and what they take. */
+interface TrainingGraphs {
+  /** Embeddings and every block: the residual stream entering each block. */
+  forward: GraphSession;
+  /** ln_f, the LM head and the loss over a chunk of rows, with their backward. */
+  head: BackwardGraph;
+  /** Per layer: the block graph it runs, and the layer whose parameter names that graph's inputs carry. */
+  blocks: Array<BackwardGraph & { template: number }>;
+  /** In Hugging Face's named_parameters() order (PEFT's for LoRA). */
+  trainable: TrainableTensor[];
+  frozen: Array<{ name: string; shape: number[] }>;
+  dropoutMasks: Array<{ name: string; features: number }>;
+}
+
 /**
- * Fine-tunes a GPT-Neo model: forward, backward (both one ONNX graph built from the model description),
- * gradient clipping and AdamW, as Hugging Face's Trainer does one optimizer step.
+ * Fine-tunes a GPT-Neo model: forward, backward (ONNX graphs built from the model description), gradient
+ * clipping and AdamW, as Hugging Face's Trainer does one optimizer step.
  */
 export class Trainer {
   private readonly values = new Map<string, Float32Array>();
+  /** LoRA's frozen base weights, fed to the graphs like the trained ones. */
+  private readonly frozen = new Map<string, Float32Array>();
   private lastGradients = new Map<string, Float32Array>();
   private optimizer: OptimizerState = { step: 0, moments: new Map() };
 
   private constructor(
     readonly config: GPTNeoConfig,
     private readonly source: string,
-    private readonly options: Required<Omit<TrainerOptions, 'lora' | 'max_steps' | 'threads' | 'seed'>> & Pick<TrainerOptions, 'max_steps'>,
+    private readonly options: Required<Omit<TrainerOptions, 'lora' | 'max_steps' | 'threads' | 'seed' | 'loss_chunk_rows'>> & Pick<TrainerOptions, 'max_steps'>,
     private readonly lora: LoraSettings | undefined,
-    private readonly graphParameters: Pick<TrainingParameters, 'trainable' | 'dropoutMasks'>,
+    private readonly graphs: TrainingGraphs,
     private readonly seed: number,
-    private readonly runtime: RuntimeSession,
-    /** Frozen embeddings (LoRA) are read from the graph's weights file; trained ones from `values`. */
-    private readonly frozenEmbeddings: EmbeddingTable | undefined,
-    /** The training graph in the conversion cache, held until dispose() so no cache removal takes it. */
-    private readonly conversion: Conversion,
+    private readonly lossChunkRows: number,
   ) {}
 
   private get trainable(): TrainableTensor[] {
-    return this.graphParameters.trainable;
+    return this.graphs.trainable;
   }
 
   static async from_pretrained(folder: string, options: TrainerOptions = {}): Promise<Trainer> {
@@ -118,53 +146,30 @@ export class Trainer {
       throw new TrainingInputError(`LoRA needs r >= 1 (whole number), alpha > 0 and at least one target module`);
     }
     if (lora && !(lora.dropout >= 0 && lora.dropout < 1)) throw new TrainingInputError(`LoRA dropout must be in [0, 1), got ${lora.dropout}`);
+    if (options.loss_chunk_rows !== undefined && !(Number.isInteger(options.loss_chunk_rows) && options.loss_chunk_rows >= 1)) {
+      throw new TrainingInputError(`loss_chunk_rows must be a whole number >= 1, got ${options.loss_chunk_rows}`);
+    }
 
     const config = await loadConfig(folder);
     const checkpoint = await openCheckpoint(folder);
     try {
-      const g = new GraphBuilder();
-      const params = trainingParameters(g, config, checkpoint, lora);
-      // Full fine-tuning trains every parameter, the token embeddings included; LoRA freezes them.
-      const embeddingsTrain = lora === undefined;
-      buildTrainingGraph(g, config, params, embeddingsTrain);
-      if (params.unmatchedTargets.length > 0) {
-        throw new TrainingInputError(
-          `LoRA target module(s) ${params.unmatchedTargets.map((t) => `'${t}'`).join(', ')} name no linear layer of the model ` +
-            `(GPT-Neo has q_proj, k_proj, v_proj, out_proj, c_fc, c_proj)`,
-        );
-      }
-      // Kept in the conversion cache like inference graphs (keyed by the weights' content, locked, listed by
-      // `gpt-neo cache`): LoRA's frozen weights (5.3 GB for the 1.3B) are written once per checkpoint and adapter
-      // layout, and a killed run leaves nothing behind that the next one trips over.
-      const layout = lora ? `train-lora ${JSON.stringify({ ...lora, dropout: lora.dropout > 0 })}` : 'train-full';
-      const conversion = await openConversion(
-        { folder, weightFiles: checkpoint.files, key: { config, format: 'fp32', variant: layout, graphVersion: TRAINING_GRAPH_VERSION } },
-        (target) => writeOnnxModel(g, target, 'Preparing the training graph'),
-      );
-      const modelPath = path.join(conversion.folder, MODEL_FILE);
-      let runtime: RuntimeSession | undefined;
-      let frozenEmbeddings: EmbeddingTable | undefined;
-      try {
-        // Frozen (LoRA) weights are read in place from the memory-mapped graph file, not repacked into a second copy.
-        runtime = await RuntimeSession.create(modelPath, { threads: options.threads, prepackWeights: false });
-        frozenEmbeddings = embeddingsTrain ? undefined : await EmbeddingTable.open(modelPath, IO.tokenEmbeddings);
-      } catch (error) {
-        await runtime?.release();
-        await conversion.release();
-        throw error;
-      }
+      const graphs = await openTrainingGraphs(config, checkpoint, lora, options.threads);
       const seed = options.seed ?? 42;
-      const trainer = new Trainer(config, folder, settings, lora, params, seed, runtime, frozenEmbeddings, conversion);
-      const random = new SeededRandom(seed);
-      for (const tensor of params.trainable) {
-        trainer.values.set(tensor.name, await initialValue(tensor, checkpoint, random));
+      const chunkRows = options.loss_chunk_rows ?? Math.max(1, Math.floor(LOSS_CHUNK_LOGITS / config.vocab_size));
+      const trainer = new Trainer(config, folder, settings, lora, graphs, seed, chunkRows);
+      try {
+        const random = new SeededRandom(seed);
+        for (const tensor of graphs.trainable) trainer.values.set(tensor.name, await initialValue(tensor, checkpoint, random));
+        for (const { name } of graphs.frozen) trainer.frozen.set(name, await checkpoint.readFloat32(name));
+      } catch (error) {
+        await trainer.dispose();
+        throw error;
       }
       return trainer;
     } finally {
       await checkpoint.close();
     }
   }
-
   /** One optimizer step over a batch, or over several micro-batches whose gradients are averaged (gradient accumulation). */
   async step(batch: TrainingBatch | TrainingBatch[]): Promise<StepResult> {
     const microBatches = Array.isArray(batch) ? batch : [batch];
@@ -177,7 +182,7 @@ export class Trainer {
     for (const [index, micro] of microBatches.entries()) {
       // Dropout draws depend only on (seed, step, micro-batch), so a resumed run draws the same masks.
       const dropout = new SeededRandom((this.seed * 1_000_003 + this.optimizer.step * 1009 + index) >>> 0);
-      loss += (await this.accumulate(micro, gradients, microBatches.length, dropout)) / microBatches.length;
+      loss += (await this.run(micro, microBatches.length, dropout, gradients)) / microBatches.length;
     }
 
     let squares = 0;
@@ -221,7 +226,7 @@ export class Trainer {
 
   /** Mean causal-LM loss of a batch at the current parameters, without a step (for validation). */
   async evaluate(batch: TrainingBatch): Promise<number> {
-    return this.run(batch, 1, undefined, () => {});
+    return this.run(batch, 1, undefined);
   }
 
   /** The last step's gradients (before clipping), by Hugging Face parameter name. */
@@ -280,40 +285,18 @@ export class Trainer {
   }
 
   async dispose(): Promise<void> {
-    this.frozenEmbeddings?.close();
-    await this.runtime.release();
-    await this.conversion.release();
+    const { forward, head, blocks } = this.graphs;
+    for (const session of new Set([forward, head.session, ...blocks.map((block) => block.session)])) await session.release();
   }
 
-  /** Adds one micro-batch's gradients (scaled for averaging over `parts` micro-batches) and returns its loss. */
-  private async accumulate(batch: TrainingBatch, gradients: Map<string, Float32Array>, parts: number, dropout: SeededRandom): Promise<number> {
-    return this.run(batch, parts, dropout, (outputs, ids) => {
-      for (const { name } of this.trainable) {
-        const part = outputs[TRAIN_IO.gradient(name)]!.data as Float32Array;
-        const total = gradients.get(name);
-        if (!total) gradients.set(name, part);
-        else for (let i = 0; i < total.length; i++) total[i]! += part[i]!;
-      }
-      const embeddingsGradient = outputs[TRAIN_IO.gradient(IO.inputsEmbeds)]?.data as Float32Array | undefined;
-      if (!embeddingsGradient) return;
-      // The lookup's gradient goes to the rows of the looked-up tokens (the head's part is already in it).
-      const wte = gradients.get(IO.tokenEmbeddings)!;
-      const C = this.config.hidden_size;
-      ids.forEach((id, row) => {
-        for (let c = 0; c < C; c++) wte[id * C + c]! += embeddingsGradient[row * C + c]!;
-      });
-    });
-  }
-
-  private async run(
-    batch: TrainingBatch,
-    parts: number,
-    /** Draws LoRA's dropout masks when training; undefined evaluates (no dropout). */
-    dropout: SeededRandom | undefined,
-    collect: (outputs: Record<string, OrtTensor>, ids: number[]) => void,
-  ): Promise<number> {
+  /**
+   * The mean causal-LM loss of a micro-batch; with `gradients`, its gradients (scaled for averaging over `parts`
+   * micro-batches) are added in. Forward through every block keeping only the residual stream between them,
+   * the loss and its backward in chunks of rows, then each block's forward again and its backward, last to first.
+   */
+  private async run(batch: TrainingBatch, parts: number, dropout: SeededRandom | undefined, gradients?: Map<string, Float32Array>): Promise<number> {
     const { B, T } = checkBatch(batch, this.config);
-    const { hidden_size: C, num_heads: H } = this.config;
+    const { hidden_size: C, num_heads: H, num_layers: L } = this.config;
     const rows = B * T;
     const ids = batch.input_ids.flat();
 
@@ -332,50 +315,194 @@ export class Trainer {
     if (scored === 0) throw new TrainingInputError('the batch has no labels to score (every shifted label is -100)');
     for (let i = 0; i < rows; i++) weights[i]! /= scored * parts;
 
-    const feeds: Record<string, OrtTensor> = {
+    const modelInputs: Record<string, OrtTensor> = {
       [IO.inputsEmbeds]: new OrtTensor('float32', this.lookupEmbeddings(ids), [B, T, C]),
       [IO.positionIds]: new OrtTensor('int64', BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % T)), [B, T]),
-      [IO.logitRows]: new OrtTensor('int64', BigInt64Array.from({ length: rows }, (_, i) => BigInt(i)), [rows]),
-      [TRAIN_IO.targets]: new OrtTensor('int64', targets, [rows, 1]),
-      [TRAIN_IO.targetWeights]: new OrtTensor('float32', weights, [rows, 1]),
     };
     // Training attends only to its own block, so the KV cache holds nothing; it is given one masked slot rather
     // than none because ONNX Runtime's FusedMatMul (the backward of q k^T) leaves its output uninitialised when
     // the inner dimension is 0. A masked slot has probability exactly 0, so it adds exactly 0 to every gradient.
     for (const kind of new Set(this.config.attention_layers)) {
       const window = kind === 'local' ? this.config.window_size : Infinity;
-      feeds[IO.attentionBias(kind)] = new OrtTensor('float32', attentionBias(B, T, window), [B, 1, T, T + 1]);
+      modelInputs[IO.attentionBias(kind)] = new OrtTensor('float32', attentionBias(B, T, window), [B, 1, T, T + 1]);
     }
     const D = C / H;
     const emptySlot = new Float32Array(B * H * D);
-    for (let layer = 0; layer < this.config.num_layers; layer++) {
-      feeds[IO.cachedKeys(layer)] = new OrtTensor('float32', emptySlot, [B, H, D, 1]);
-      feeds[IO.cachedValues(layer)] = new OrtTensor('float32', emptySlot, [B, H, 1, D]);
+    for (let layer = 0; layer < L; layer++) {
+      modelInputs[IO.cachedKeys(layer)] = new OrtTensor('float32', emptySlot, [B, H, D, 1]);
+      modelInputs[IO.cachedValues(layer)] = new OrtTensor('float32', emptySlot, [B, H, 1, D]);
     }
-    for (const { name, shape } of this.trainable) feeds[name] = new OrtTensor('float32', this.values.get(name)!, shape);
-    const keep = 1 - (this.lora?.dropout ?? 0);
-    for (const { name, features } of this.graphParameters.dropoutMasks) {
-      const mask = new Float32Array(rows * features).fill(1);
-      if (dropout) for (let i = 0; i < mask.length; i++) mask[i] = dropout.next() < keep ? 1 / keep : 0;
-      feeds[name] = new OrtTensor('float32', mask, [rows, features]);
+    const masks = this.dropoutMasks(rows, dropout);
+    // A graph input: one of the model's inputs, else a parameter or dropout mask (named for layer `template` in
+    // a block graph run for `layer`; over rows [first, end) of the batch in the head's chunks).
+    const feed = (input: string, template = 0, layer = 0, first = 0, end = rows): OrtTensor => {
+      const tensor = modelInputs[input];
+      if (tensor) return tensor;
+      const name = atLayer(input, template, layer);
+      const mask = masks.get(name);
+      if (mask) return new OrtTensor('float32', mask.subarray(first * (mask.length / rows), end * (mask.length / rows)), [end - first, mask.length / rows]);
+      const value = this.values.get(name) ?? this.frozen.get(name);
+      const shape = this.graphs.trainable.find((t) => t.name === name)?.shape ?? this.graphs.frozen.find((t) => t.name === name)?.shape;
+      if (!value || !shape) throw new Error(`training graph input '${input}' has no value`);
+      return new OrtTensor('float32', value, shape);
+    };
+    const collect = (outputs: Record<string, OrtTensor>, graphTrainable: TrainableTensor[], template = 0, layer = 0) => {
+      for (const { name } of graphTrainable) addGradient(gradients!, atLayer(name, template, layer), outputs[TRAIN_IO.gradient(name)]!.data as Float32Array);
+    };
+
+    const stream = await this.graphs.forward.run((input) => feed(input));
+    const residual = (layer: number) => stream[IO.residual(layer)]!.data as Float32Array;
+
+    let loss = 0;
+    let streamGradient: Float32Array = new Float32Array(gradients ? rows * C : 0);
+    // As many chunks as loss_chunk_rows needs, of equal size: the largest sets the memory.
+    const chunkRows = Math.ceil(rows / Math.ceil(rows / this.lossChunkRows));
+    for (let first = 0; first < rows; first += chunkRows) {
+      const end = Math.min(rows, first + chunkRows);
+      const n = end - first;
+      const chunk: Record<string, OrtTensor> = {
+        [IO.residual(L)]: new OrtTensor('float32', residual(L).subarray(first * C, end * C), [1, n, C]),
+        [IO.logitRows]: new OrtTensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
+        [TRAIN_IO.targets]: new OrtTensor('int64', targets.subarray(first, end), [n, 1]),
+        [TRAIN_IO.targetWeights]: new OrtTensor('float32', weights.subarray(first, end), [n, 1]),
+      };
+      const outputs = await this.graphs.head.session.run((input) => chunk[input] ?? feed(input, 0, 0, first, end));
+      const targetLogProbabilities = outputs[TRAIN_IO.targetLogProbabilities]!.data as Float32Array;
+      for (let i = 0; i < n; i++) if (weights[first + i]! > 0) loss -= targetLogProbabilities[i]! / scored;
+      if (!gradients) continue;
+      collect(outputs, this.graphs.head.trainable);
+      streamGradient.set(outputs[TRAIN_IO.gradient(IO.residual(L))]!.data as Float32Array, first * C);
+    }
+    if (!gradients) return loss;
+
+    for (let layer = L - 1; layer >= 0; layer--) {
+      const { session, trainable, template } = this.graphs.blocks[layer]!;
+      const kinds = this.config.attention_layers;
+      const block: Record<string, OrtTensor> = {
+        // Global and local attention differ only in their mask, so one graph runs both.
+        [IO.attentionBias(kinds[template]!)]: modelInputs[IO.attentionBias(kinds[layer]!)]!,
+        [IO.residual(template)]: new OrtTensor('float32', residual(layer), [B, T, C]),
+        [TRAIN_IO.gradient(IO.residual(template + 1))]: new OrtTensor('float32', streamGradient, [rows, C]),
+      };
+      const outputs = await session.run((input) => block[input] ?? feed(input, template, layer));
+      collect(outputs, trainable, template, layer);
+      streamGradient = outputs[TRAIN_IO.gradient(IO.residual(template))]!.data as Float32Array;
     }
 
-    const outputs = await this.runtime.run(feeds);
-    const targetLogProbabilities = outputs[TRAIN_IO.targetLogProbabilities]!.data as Float32Array;
-    let loss = 0;
-    for (let i = 0; i < rows; i++) if (weights[i]! > 0) loss -= targetLogProbabilities[i]! / scored;
-    collect(outputs, ids);
+    // The residual stream entering block 0 is inputs_embeds + wpe[position_ids]: its gradient goes to the rows
+    // of both tables that were looked up (repeated rows summing; the tied head's part of wte is already in).
+    const addRows = (table: string, rowOf: (row: number) => number) => {
+      const gradient = gradients.get(table);
+      if (!gradient && !this.values.has(table)) return;
+      const total = gradient ?? new Float32Array(this.values.get(table)!.length);
+      gradients.set(table, total);
+      for (let row = 0; row < rows; row++) {
+        const at = rowOf(row) * C;
+        for (let c = 0; c < C; c++) total[at + c]! += streamGradient[row * C + c]!;
+      }
+    };
+    addRows('transformer.wpe.weight', (row) => row % T);
+    addRows(IO.tokenEmbeddings, (row) => ids[row]!);
     return loss;
   }
 
+  /** LoRA's dropout masks for every adapter (0 or 1 / (1 - p) per element); all ones when evaluating. */
+  private dropoutMasks(rows: number, dropout: SeededRandom | undefined): Map<string, Float32Array> {
+    const keep = 1 - (this.lora?.dropout ?? 0);
+    const masks = new Map<string, Float32Array>();
+    for (const { name, features } of this.graphs.dropoutMasks) {
+      const mask = new Float32Array(rows * features).fill(1);
+      if (dropout) for (let i = 0; i < mask.length; i++) mask[i] = dropout.next() < keep ? 1 / keep : 0;
+      masks.set(name, mask);
+    }
+    return masks;
+  }
+
   private lookupEmbeddings(ids: number[]): Float32Array {
-    if (this.frozenEmbeddings) return this.frozenEmbeddings.lookup(ids);
-    const wte = this.values.get(IO.tokenEmbeddings)!;
+    const wte = this.values.get(IO.tokenEmbeddings) ?? this.frozen.get(IO.tokenEmbeddings)!;
     const C = this.config.hidden_size;
     const out = new Float32Array(ids.length * C);
     ids.forEach((id, row) => out.set(wte.subarray(id * C, (id + 1) * C), row * C));
     return out;
   }
+}
+/**
+ * Builds and opens the training graphs: the forward pass, the head, and one block graph per distinct block
+ * layout (which linear layers carry an adapter), which every block of that layout runs, global or local
+ * (each ONNX Runtime session keeps its own memory arena, so fewer sessions hold less).
+ */
+async function openTrainingGraphs(
+  config: GPTNeoConfig,
+  checkpoint: Checkpoint,
+  lora: LoraSettings | undefined,
+  threads: number | undefined,
+): Promise<TrainingGraphs> {
+  const build = (buildGraph: (g: GraphBuilder, params: TrainingParameters) => void) => {
+    const g = new GraphBuilder();
+    const params = trainingParameters(g, config, checkpoint, lora);
+    buildGraph(g, params);
+    return { g, params };
+  };
+  const forward = build((g, params) => buildResidualStreamGraph(g, config, params));
+  const head = build((g, params) => buildHeadTrainingGraph(g, config, params));
+  if (lora) {
+    const matched = new Set([...forward.params.matchedTargets, ...head.params.matchedTargets]);
+    const unmatched = lora.target_modules.filter((target) => !matched.has(target));
+    if (unmatched.length > 0) {
+      throw new TrainingInputError(
+        `LoRA target module(s) ${unmatched.map((t) => `'${t}'`).join(', ')} name no linear layer of the model ` +
+          `(GPT-Neo has q_proj, k_proj, v_proj, out_proj, c_fc, c_proj)`,
+      );
+    }
+  }
+  const layout = (layer: number) => {
+    const prefix = `transformer.h.${layer}.`;
+    const adapted = forward.params.adaptedModules.filter((module) => module.startsWith(prefix)).map((module) => module.slice(prefix.length));
+    return adapted.join();
+  };
+  const templates = new Map<string, number>();
+  for (let layer = 0; layer < config.num_layers; layer++) if (!templates.has(layout(layer))) templates.set(layout(layer), layer);
+
+  const opened: GraphSession[] = [];
+  const open = async (g: GraphBuilder) => {
+    const session = await GraphSession.create(g, threads);
+    opened.push(session);
+    return session;
+  };
+  try {
+    const blockGraphs = new Map<number, BackwardGraph>();
+    for (const template of templates.values()) {
+      const block = build((g, params) => buildBlockTrainingGraph(g, config, params, template));
+      blockGraphs.set(template, { session: await open(block.g), trainable: block.params.trainable });
+    }
+    const unique = <T extends { name: string }>(list: T[]) => [...new Map(list.map((item) => [item.name, item])).values()];
+    return {
+      forward: await open(forward.g),
+      head: { session: await open(head.g), trainable: head.params.trainable },
+      blocks: Array.from({ length: config.num_layers }, (_, layer) => {
+        const template = templates.get(layout(layer))!;
+        return { ...blockGraphs.get(template)!, template };
+      }),
+      trainable: unique([...forward.params.trainable, ...head.params.trainable]),
+      frozen: unique([...forward.params.frozen, ...head.params.frozen]),
+      dropoutMasks: [...forward.params.dropoutMasks, ...head.params.dropoutMasks],
+    };
+  } catch (error) {
+    for (const session of opened) await session.release();
+    throw error;
+  }
+}
+
+/** A block graph's input or output name for the block it runs: layer `template`'s parameter names become layer `layer`'s. */
+function atLayer(name: string, template: number, layer: number): string {
+  return template === layer ? name : name.replace(`.h.${template}.`, `.h.${layer}.`);
+}
+
+/** Adds a graph's gradient output into the step's sum (the first one is taken as it is). */
+function addGradient(gradients: Map<string, Float32Array>, name: string, part: Float32Array): void {
+  const total = gradients.get(name);
+  if (!total) gradients.set(name, part);
+  else for (let i = 0; i < total.length; i++) total[i]! += part[i]!;
 }
 
 /** HF's default decay exclusions: every bias and the LayerNorm weights (ln_1, ln_2, ln_f). */

@@ -73,6 +73,7 @@ describe('bad training input is named precisely', () => {
       await trainer.dispose();
     }
     await expect(Trainer.from_pretrained(TINY_RANDOM, { max_steps: undefined })).rejects.toThrow(/lr_scheduler_type 'linear' decays to the end of the run: give max_steps/);
+    await expect(Trainer.from_pretrained(TINY_RANDOM, { lr_scheduler_type: 'constant', loss_chunk_rows: 0 })).rejects.toThrow(/loss_chunk_rows must be a whole number >= 1, got 0/);
   });
 
   it('the command prints one line and exits with 1', async () => {

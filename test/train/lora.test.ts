@@ -139,3 +139,35 @@ describe('LoRA in PEFT format', () => {
     );
   });
 });
+
+describe('LoRA targets that differ between blocks', () => {
+  it("adapt only the blocks they name, with gradients equal to finite differences of the loss", async () => {
+    // Block 2 has a q_proj adapter besides every block's c_fc one: two block layouts, two block graphs.
+    const lora = { r: 2, alpha: 4, target_modules: ['h.2.attn.attention.q_proj', 'c_fc'] };
+    const trainer = await Trainer.from_pretrained(TINY_RANDOM, { learning_rate: 0, lr_scheduler_type: 'constant', max_grad_norm: null, lora, threads: 1 });
+    try {
+      const names = [...trainer.parameters().keys()];
+      expect(names.filter((n) => n.includes('q_proj'))).toEqual([name(2, 'q_proj', 'A'), name(2, 'q_proj', 'B')]);
+      expect(names.filter((n) => n.includes('c_fc'))).toHaveLength(2 * LAYERS);
+      await trainer.step(batch); // learning rate 0: the gradients of the parameters as they are
+      // lora_B only: with lora_B at zero, lora_A's gradient is exactly zero.
+      const checked = [name(2, 'q_proj', 'B'), 'base_model.model.transformer.h.3.mlp.c_fc.lora_B.weight', 'base_model.model.transformer.h.0.mlp.c_fc.lora_B.weight'];
+      for (const tensor of checked) {
+        const gradient = trainer.gradients().get(tensor)!;
+        const i = gradient.reduce((best, g, j) => (Math.abs(g) > Math.abs(gradient[best]!) ? j : best), 0);
+        const values = trainer.parameters().get(tensor)!;
+        const saved = values[i]!;
+        const h = 1e-2;
+        values[i] = saved + h;
+        const up = await trainer.evaluate(batch);
+        values[i] = saved - h;
+        const down = await trainer.evaluate(batch);
+        values[i] = saved;
+        expect(Math.abs(gradient[i]!), tensor).toBeGreaterThan(1e-3);
+        expect(Math.abs((up - down) / (2 * h) - gradient[i]!), tensor).toBeLessThan(1e-4 + 0.02 * Math.abs(gradient[i]!));
+      }
+    } finally {
+      await trainer.dispose();
+    }
+  });
+});

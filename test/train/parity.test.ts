@@ -97,3 +97,17 @@ describe('gradient accumulation', () => {
     }
   });
 });
+
+describe('the loss in chunks of rows', () => {
+  it("gives the reference's loss and gradients when the batch's rows run at most 7 at a time", async () => {
+    const trainer = await Trainer.from_pretrained(TINY_RANDOM, { ...options(null), threads: 1, loss_chunk_rows: 7 });
+    try {
+      expect(reference.batch.input_ids.flat().length).toBeGreaterThan(2 * 7);
+      const { loss } = await trainer.step(reference.batch);
+      expect(Math.abs(loss - reference.no_clip.step1.loss)).toBeLessThan(tolerance.loss);
+      expect(compare(trainer.gradients(), reference.grad).plain).toBeLessThan(tolerance.grad_abs);
+    } finally {
+      await trainer.dispose();
+    }
+  });
+});
