@@ -5,24 +5,48 @@ import type { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { type OrtTensor, RuntimeSession, type RuntimeOptions } from '../runtime/session.js';
 
+/** A graph written to a temporary folder and opened, to be timed as often as wanted, then closed. */
+export interface TimedGraph {
+  /** Runs the graph `runs` times (after two warm-up runs) and returns the fastest run in seconds. */
+  fastest(runs?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function openTimedGraph(graph: GraphBuilder, feeds: Record<string, OrtTensor>, options: RuntimeOptions, label: string): Promise<TimedGraph> {
+  const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-bench-'));
+  try {
+    await writeOnnxModel(graph, path.join(folder, 'model'), label);
+    const session = await RuntimeSession.create(path.join(folder, 'model', MODEL_FILE), options);
+    return {
+      async fastest(runs = 10) {
+        let best = Infinity;
+        for (let run = 0; run < runs + 2; run++) {
+          const started = performance.now();
+          await session.run(feeds);
+          if (run >= 2) best = Math.min(best, (performance.now() - started) / 1000);
+        }
+        return best;
+      },
+      async close() {
+        await session.release();
+        await rm(folder, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(folder, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 /**
  * Writes `graph` to a temporary folder, runs it 12 times on `feeds` and returns the fastest run in seconds
  * (after two warm-up runs): on a shared machine the fastest run is the one least disturbed by others.
  */
 export async function fastestRun(graph: GraphBuilder, feeds: Record<string, OrtTensor>, options: RuntimeOptions, label: string): Promise<number> {
-  const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-bench-'));
+  const timed = await openTimedGraph(graph, feeds, options, label);
   try {
-    await writeOnnxModel(graph, path.join(folder, 'model'), label);
-    const session = await RuntimeSession.create(path.join(folder, 'model', MODEL_FILE), options);
-    let best = Infinity;
-    for (let run = 0; run < 12; run++) {
-      const started = performance.now();
-      await session.run(feeds);
-      if (run >= 2) best = Math.min(best, (performance.now() - started) / 1000);
-    }
-    await session.release();
-    return best;
+    return await timed.fastest();
   } finally {
-    await rm(folder, { recursive: true, force: true });
+    await timed.close();
   }
 }

@@ -10,9 +10,11 @@ import { Command, Option } from 'commander';
 import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
 import { measureReadBandwidth } from './bandwidth.js';
 import { measureLinearLayers } from './linear-layers.js';
+import { openLlamaCppPeer } from './llamacpp-peer.js';
 import { ensureRandomCheckpoint } from './random-checkpoint.js';
 import type { RunReport } from './run.js';
 import type { ServeReport } from './serve.js';
+import { PEER_CONTEXTS, runSideBySide, sideBySideTable } from './side-by-side.js';
 
 const program = new Command('bench')
   .description('Benchmark GPT-Neo 1.3B-shaped random weights (written once to the cache folder, never committed)')
@@ -22,13 +24,17 @@ const program = new Command('bench')
   .option('--decode-tokens <n>', 'tokens decoded per measurement', '32')
   .addOption(new Option('--scenario <name>', 'weight formats, the HTTP server, or both').choices(['formats', 'serve', 'all']).default('all'))
   .addOption(new Option('--serve-dtype <format>', 'weight format of the server scenario').choices(WEIGHT_FORMATS).default('q8'))
+  .addOption(
+    new Option('--llamacpp <dir>', 'compare decoding with llama.cpp built in this folder (llama-batched-bench and gpt2-1.3b-*.gguf, see docs/speed.md) instead of the scenarios').env('GPT_NEO_LLAMACPP'),
+  )
+  .option('--rounds <n>', 'interleaved rounds (probe, ours, llama.cpp) of the llama.cpp comparison', '3')
   .parse();
-const options = program.opts<{ folder: string; dtypes: string; threads: string; decodeTokens: string; scenario: string; serveDtype: WeightFormat }>();
+const options = program.opts<{
+  folder: string; dtypes: string; threads: string; decodeTokens: string; scenario: string; serveDtype: WeightFormat; llamacpp?: string; rounds: string;
+}>();
 
 const checkpoint = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
 const threads = Number(options.threads);
-console.error(`measuring memory read bandwidth with ${threads} threads...`);
-const bandwidth = await measureReadBandwidth(threads);
 
 const runScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.js');
 const cache = path.join(options.folder, 'conversions');
@@ -36,17 +42,39 @@ const cache = path.join(options.folder, 'conversions');
 const tokenizerFixture = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'gpt-neo', 'tiny-gpt2vocab');
 
 /** Each measurement runs in a fresh process, so start-up time and peak RSS are the process's own. */
-async function runChild(dtype: WeightFormat, spinning: 'on' | 'off'): Promise<RunReport> {
+async function runChild(dtype: WeightFormat, spinning: 'on' | 'off', scope: 'all' | 'decode' = 'all'): Promise<RunReport> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [runScript, checkpoint, dtype, String(threads), options.decodeTokens, spinning],
+    [runScript, checkpoint, dtype, String(threads), options.decodeTokens, spinning, scope],
     { env: { ...process.env, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
   );
   return JSON.parse(stdout) as RunReport;
 }
 
+const formats = options.dtypes.split(',') as WeightFormat[];
+const unknownFormat = formats.find((format) => !WEIGHT_FORMATS.includes(format));
+if (unknownFormat !== undefined) program.error(`--dtypes: unknown weight format '${unknownFormat}' (choose from ${WEIGHT_FORMATS.join(', ')})`);
+if (options.llamacpp) {
+  const peer = await openLlamaCppPeer(options.llamacpp, formats);
+  const rounds = Number(options.rounds);
+  const rows = await runSideBySide({
+    formats, rounds, threads, decodeTokens: Number(options.decodeTokens), peer,
+    ours: async (format) => {
+      const report = await runChild(format, 'on', 'decode');
+      return { [PEER_CONTEXTS[0]]: report.decodeShort, [PEER_CONTEXTS[1]]: report.decodeLong };
+    },
+    log: (message) => console.error(message),
+  });
+  console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores; ${threads} threads; peer ${peer.tool}\n`);
+  console.log(sideBySideTable(rows, rounds));
+  process.exit(0);
+}
+
+console.error(`measuring memory read bandwidth with ${threads} threads...`);
+const bandwidth = await measureReadBandwidth(threads);
+
 const rows: string[][] = [];
-for (const dtype of (options.scenario === 'serve' ? [] : options.dtypes.split(',')) as WeightFormat[]) {
+for (const dtype of options.scenario === 'serve' ? [] : formats) {
   await rm(path.join(cache, 'onnx'), { recursive: true, force: true });
   console.error(`${dtype}: cold start (converting)...`);
   const cold = await runChild(dtype, 'on');

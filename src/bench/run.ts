@@ -10,11 +10,12 @@ export interface RunReport {
   weightBytesPerToken: number;
   decodeShort: number;
   decodeLong: number;
+  /** Not measured (0) when only decoding is asked for. */
   prefill512: number;
   peakRssBytes: number;
 }
 
-const [folder, dtype, threadsText, decodeTokensText, spinningText] = process.argv.slice(2) as [string, WeightFormat, string, string, string];
+const [folder, dtype, threadsText, decodeTokensText, spinningText, scope = 'all'] = process.argv.slice(2) as [string, WeightFormat, string, string, string, string?];
 const decodeTokens = Number(decodeTokensText);
 const prompt = (length: number) => Array.from({ length }, (_, i) => (i * 7919) % 50000);
 
@@ -40,11 +41,14 @@ async function decodeSpeed(context: number): Promise<number> {
 const decodeShort = await decodeSpeed(16);
 const decodeLong = await decodeSpeed(1900);
 
-const prefill = model.createSession(1);
-const started = performance.now();
-await prefill.forward({ input_ids: [prompt(512)] });
-const prefill512 = 512 / ((performance.now() - started) / 1000);
-prefill.dispose();
+async function prefillSpeed(length: number): Promise<number> {
+  const prefill = model.createSession(1);
+  const started = performance.now();
+  await prefill.forward({ input_ids: [prompt(length)] });
+  prefill.dispose();
+  return length / ((performance.now() - started) / 1000);
+}
+const prefill512 = scope === 'decode' ? 0 : await prefillSpeed(512);
 
 const bytes = weightBytes(model.config, dtype);
 const report: RunReport = {
