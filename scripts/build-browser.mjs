@@ -13,7 +13,7 @@ export const WEB_DIST = path.join(ROOT, 'dist', 'web');
  * reader, terminal progress bars, the cache locks' flock). The browser paths never call them; if one is called
  * anyway, the stub throws an error naming the module instead of failing somewhere obscure.
  */
-const NODE_ONLY = /^(node:.*|onnxruntime-node|yauzl|cli-progress|koffi)$/;
+const NODE_ONLY = /^(node:.*|onnxruntime-node|cli-progress|koffi)$/;
 
 const nodeOnlyStub = {
   name: 'node-only-stub',

@@ -7,8 +7,17 @@ import { type BrowserContext, chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/** A fresh profile each time, so nothing (stored conversions, compiled WebAssembly) carries over between runs. */
-export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+/**
+ * Without a GPU, Chromium offers WebGPU on SwiftShader (Vulkan on the CPU) when asked: slow, but it runs the same
+ * WebGPU code paths as a GPU would, so the tests can check onnxruntime-web's WebGPU kernels.
+ */
+const SOFTWARE_WEBGPU = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--use-angle=swiftshader', '--enable-features=Vulkan'];
+
+/**
+ * A fresh profile each time, so nothing (stored conversions, compiled WebAssembly) carries over between runs.
+ * `webgpu`: with a software WebGPU adapter instead of no GPU at all.
+ */
+export async function launchChromium(options: { webgpu?: boolean } = {}): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-chromium-'));
   const context = await chromium
     .launchPersistentContext(profile, {
@@ -17,7 +26,7 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
       args: [
         '--headless',
         '--no-sandbox',
-        '--disable-gpu',
+        ...(options.webgpu ? SOFTWARE_WEBGPU : ['--disable-gpu']),
         '--disable-quic',
         '--no-first-run',
         '--disable-background-networking',

@@ -10,13 +10,9 @@ const K = 2048;
 const N = 8192;
 const LAYERS = 72;
 
-/**
- * The ceiling of batch-1 decoding in one weight format: the bytes per second that ONNX Runtime's kernels reach
- * on the project's linear layers alone (built as for the model, with their activation quantization), one token
- * through 1.2 B random parameters with nothing else in the graph. Fastest of several runs.
- */
-export async function measureLinearLayers(format: WeightFormat, threads?: number): Promise<number> {
-  const names = Array.from({ length: LAYERS }, (_, i) => `linear.${i}`);
+/** `layers` random N x K linear layers over one input x [1, K], built as the model builds them in `format`. */
+export function randomLinearLayers(format: WeightFormat, layers: number, N: number, K: number): GraphBuilder {
+  const names = Array.from({ length: layers }, (_, i) => `linear.${i}`);
   const tensors = new Map<string, TensorInfo>(names.map((name) => [`${name}.weight`, { name: `${name}.weight`, dtype: 'F32', shape: [N, K] }]));
   const checkpoint: Checkpoint = {
     tensors,
@@ -28,6 +24,16 @@ export async function measureLinearLayers(format: WeightFormat, threads?: number
   const x = g.input('x', 'float32', [1, K]);
   const params = checkpointParameters(g, checkpoint, parseConfig(GPT_NEO_1_3B_CONFIG), format, 'random linear layers');
   names.forEach((name, i) => g.output(params.linear(x, name, N, K, false), `y.${i}`, 'float32', [1, N]));
+  return g;
+}
+
+/**
+ * The ceiling of batch-1 decoding in one weight format: the bytes per second that ONNX Runtime's kernels reach
+ * on the project's linear layers alone (built as for the model, with their activation quantization), one token
+ * through 1.2 B random parameters with nothing else in the graph. Fastest of several runs.
+ */
+export async function measureLinearLayers(format: WeightFormat, threads?: number): Promise<number> {
+  const g = randomLinearLayers(format, LAYERS, N, K);
   const feeds = { x: new OrtTensor('float32', noise(K, 0), [1, K]) };
   // As the model runs them: float32 weights in place, quantized ones repacked for their kernels.
   const seconds = await fastestRun(g, feeds, { threads, prepackWeights: format !== 'fp32' }, `Preparing ${format} linear layers`);

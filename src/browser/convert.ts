@@ -1,13 +1,16 @@
 /// <reference lib="dom" />
 import { type GPTNeoConfig, loadConfig } from '../model/config.js';
 import { locateExternalMatrix } from '../model/embeddings.js';
-import { buildGPTNeoGraph, GRAPH_FORMAT_VERSION, IO } from '../model/gpt-neo.js';
+import { buildGPTNeoGraph, GRAPH_FORMAT_VERSION, type GraphOptions, IO } from '../model/gpt-neo.js';
 import { checkpointParameters, type WeightFormat } from '../model/parameters.js';
 import { GraphBuilder } from '../onnx/graph.js';
 import { serializeOnnxModel, weightsFileSize } from '../onnx/write.js';
 import { baseName, type ModelFiles } from '../util/model-files.js';
 import { type Checkpoint, openCheckpointFiles } from '../weights/index.js';
 import { type ConvertedModelStore, opfsModelStore } from './storage.js';
+
+/** The graph's op forms for onnxruntime-web, whose conversions run on WebAssembly and WebGPU alike (part of the storage key). */
+const BROWSER_GRAPH: GraphOptions = { elementwiseGelu: true };
 
 /**
  * WebAssembly is 32-bit: one module addresses at most 4 GiB, and ONNX Runtime copies the weights into it.
@@ -49,7 +52,7 @@ export async function convertCheckpoint(
     if (cached) return { config, ...cached, embeddings: embeddingsIn(cached.model, entry), fromCache: true };
 
     const graph = new GraphBuilder();
-    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, files.location));
+    buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, files.location), 'causal-lm', BROWSER_GRAPH);
     const size = weightsFileSize(graph);
     if (size > WASM_WEIGHTS_LIMIT) {
       throw new Error(
@@ -84,7 +87,7 @@ function embeddingsIn(model: Uint8Array, source: string) {
  */
 async function storageKey(checkpoint: Checkpoint, config: GPTNeoConfig, format: WeightFormat): Promise<string> {
   const tensors = [...checkpoint.tensors.values()].map(({ name, dtype, shape }) => [name, dtype, shape]);
-  const text = JSON.stringify({ version: GRAPH_FORMAT_VERSION, format, config, tensors });
+  const text = JSON.stringify({ version: GRAPH_FORMAT_VERSION, graph: BROWSER_GRAPH, format, config, tensors });
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
   return [...new Uint8Array(digest).slice(0, 16)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
 }

@@ -50,7 +50,7 @@ export async function createBrowserSession(
     logSeverityLevel: 3,
   });
   return {
-    runner: { run: (feeds) => session.run(feeds), release: () => session.release() },
+    runner: { run: (feeds) => session.run(feeds), release: () => session.release(), zeroSizedTensors: device !== 'webgpu' },
     device,
     threads,
   };

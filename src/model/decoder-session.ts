@@ -148,7 +148,7 @@ export class GPTNeoDecoderSession implements DecoderSession {
     };
     // With nothing cached yet (a prompt, or its first chunk) the graph gets empty caches: attention over
     // reserved but unused slots would only cost time.
-    const attended = (kind: AttentionType) => (this.pastLen === 0 ? 0 : this.capacity[kind]);
+    const attended = (kind: AttentionType) => (this.pastLen === 0 && this.runtime.zeroSizedTensors !== false ? 0 : this.capacity[kind]);
     for (const kind of new Set(this.config.attention_layers)) {
       const bias = this.attentionBias(kind, attended(kind), mask, T);
       feeds[IO.attentionBias(kind)] = new OrtTensor('float32', bias, [B, 1, T, attended(kind) + T]);

@@ -18,7 +18,7 @@ export interface ParameterSource {
 }
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
-export const GRAPH_FORMAT_VERSION = 7;
+export const GRAPH_FORMAT_VERSION = 8;
 
 /** Graph inputs and outputs, named once here and used by the runtime. */
 export const IO = {
@@ -79,15 +79,27 @@ export interface ModelSlice {
   head: boolean;
 }
 
+/** How the graph is written for a runtime, where an op form differs between ONNX Runtime's builds. */
+export interface GraphOptions {
+  /**
+   * gelu_new as elementwise ops instead of Gelu(approximate='tanh'): onnxruntime-web's WebGPU Gelu ignores the
+   * attribute and computes the erf form (logits off by ~2e-3 on the tiny fixtures). The browser build uses it.
+   */
+  elementwiseGelu?: boolean;
+  /** The part of the model built; the whole model when absent. */
+  slice?: ModelSlice;
+}
+
 export function buildGPTNeoGraph(
   g: GraphBuilder,
   config: GPTNeoConfig,
   params: ParameterSource,
   variant: GraphVariant = 'causal-lm',
-  slice: ModelSlice = { embeddings: true, layers: [0, config.num_layers], head: true },
+  options: GraphOptions = {},
 ): void {
   const { hidden_size: C, num_heads: H, vocab_size: V, max_position_embeddings: P } = config;
   const D = C / H;
+  const slice = options.slice ?? { embeddings: true, layers: [0, config.num_layers], head: true };
   const [firstLayer, endLayer] = slice.layers;
 
   // ---- inputs
@@ -166,7 +178,8 @@ export function buildGPTNeoGraph(
     const name = `transformer.h.${layer}.mlp`;
     const inner = config.intermediate_size;
     const up = params.linear(x, `${name}.c_fc`, inner, C, true);
-    return params.linear(g.node('Gelu', [up], { approximate: 'tanh' }), `${name}.c_proj`, C, inner, true);
+    const activation = options.elementwiseGelu ? geluTanh(g, up) : g.node('Gelu', [up], { approximate: 'tanh' });
+    return params.linear(activation, `${name}.c_proj`, C, inner, true);
   };
 
   // ---- blocks: pre-LayerNorm, two residuals
@@ -202,6 +215,14 @@ export function buildGPTNeoGraph(
   g.output(g.node('Squeeze', [logSumExp, g.constInt64([-1])]), IO.logSumExp, 'float64', ['rows']);
 }
 
+/** gelu_new: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). */
+function geluTanh(g: GraphBuilder, x: string): string {
+  const cubic = g.node('Mul', [g.node('Mul', [g.node('Mul', [x, x]), x]), g.constFloat(0.044715)]);
+  const inner = g.node('Mul', [g.node('Add', [x, cubic]), g.constFloat(Math.sqrt(2 / Math.PI))]);
+  const gate = g.node('Add', [g.node('Tanh', [inner]), g.constFloat(1)]);
+  return g.node('Mul', [g.node('Mul', [x, gate]), g.constFloat(0.5)]);
+}
+
 /** transformers' task heads: one linear layer over the final hidden states of the rows asked for. */
 function taskHead(g: GraphBuilder, params: ParameterSource, variant: GraphVariant, x: string, C: number, labels: number): void {
   switch (variant) {
@@ -212,7 +233,7 @@ function taskHead(g: GraphBuilder, params: ParameterSource, variant: GraphVarian
       g.output(params.linear(x, 'classifier', labels, C, true), IO.logits, 'float32', ['rows', labels]);
       break;
     case 'question-answering': {
-      const [start, end] = g.nodeOutputs('Split', [params.linear(x, 'qa_outputs', 2, C, true)], 2, { axis: -1, num_outputs: 2 });
+      const [start, end] = g.nodeOutputs('Split', [params.linear(x, 'qa_outputs', 2, C, true), g.constInt64([1, 1])], 2, { axis: -1 });
       g.output(start!, IO.startLogits, 'float32', ['rows', 1]);
       g.output(end!, IO.endLogits, 'float32', ['rows', 1]);
       break;

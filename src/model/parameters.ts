@@ -167,7 +167,9 @@ export function checkpointParameters(
       return product(x, [name], outFeatures, inFeatures, bias);
     },
     linears(x, names, outFeatures, inFeatures) {
-      return g.nodeOutputs('Split', [product(x, names, outFeatures, inFeatures)], names.length, { axis: -1, num_outputs: names.length });
+      // Split sizes as an input, not num_outputs: onnxruntime-web's WebGPU Split ignores num_outputs (empty outputs).
+      const sizes = g.constInt64(names.map(() => outFeatures));
+      return g.nodeOutputs('Split', [product(x, names, outFeatures, inFeatures), sizes], names.length, { axis: -1 });
     },
   };
 }

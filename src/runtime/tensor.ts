@@ -12,4 +12,9 @@ export interface InferenceRunner {
   /** `fetches` names the outputs wanted (default all). */
   run(feeds: Record<string, OrtTensor>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
+  /**
+   * false when the runtime cannot take zero-sized tensors (onnxruntime-web's WebGPU kernels refuse them): the
+   * decoder then feeds an empty cache as its reserved slots, all masked, instead of as zero slots.
+   */
+  readonly zeroSizedTensors?: boolean;
 }

@@ -26,7 +26,7 @@ export const TRAIN_IO = {
 /** The forward pass without the head: the residual stream entering every block and leaving the last. */
 export function buildResidualStreamGraph(g: GraphBuilder, config: GPTNeoConfig, params: TrainingParameters): void {
   const L = config.num_layers;
-  buildGPTNeoGraph(g, config, params, 'causal-lm', { embeddings: true, layers: [0, L], head: false });
+  buildGPTNeoGraph(g, config, params, 'causal-lm', { slice: { embeddings: true, layers: [0, L], head: false } });
   keepOnlyOutputs(
     g,
     Array.from({ length: L + 1 }, (_, layer) => ({ name: IO.residual(layer), type: 'float32' as const, dims: ['tokens', config.hidden_size] })),
@@ -39,7 +39,7 @@ export function buildResidualStreamGraph(g: GraphBuilder, config: GPTNeoConfig, 
  */
 export function buildHeadTrainingGraph(g: GraphBuilder, config: GPTNeoConfig, params: TrainingParameters): void {
   const L = config.num_layers;
-  buildGPTNeoGraph(g, config, params, 'causal-lm', { embeddings: false, layers: [L, L], head: true });
+  buildGPTNeoGraph(g, config, params, 'causal-lm', { slice: { embeddings: false, layers: [L, L], head: true } });
   const targets = g.input(TRAIN_IO.targets, 'int64', ['rows', 1]);
   const weights = g.input(TRAIN_IO.targetWeights, 'float32', ['rows', 1]);
   const logits = IO.logits;
@@ -64,7 +64,7 @@ export function buildHeadTrainingGraph(g: GraphBuilder, config: GPTNeoConfig, pa
  * names the graph's inputs carry; every block of the same layout runs it with its own values.
  */
 export function buildBlockTrainingGraph(g: GraphBuilder, config: GPTNeoConfig, params: TrainingParameters, layer: number): void {
-  buildGPTNeoGraph(g, config, params, 'causal-lm', { embeddings: false, layers: [layer, layer + 1], head: false });
+  buildGPTNeoGraph(g, config, params, 'causal-lm', { slice: { embeddings: false, layers: [layer, layer + 1], head: false } });
   const leaving = IO.residual(layer + 1);
   const seed = g.input(TRAIN_IO.gradient(leaving), 'float32', ['tokens', config.hidden_size]);
   appendBackward(g, config, params, new Map([[leaving, seed]]), IO.residual(layer), []);

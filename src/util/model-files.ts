@@ -23,8 +23,6 @@ export interface ModelFiles {
   exists(name: string): Promise<boolean>;
   readText(name: string): Promise<string>;
   open(name: string): Promise<RandomAccessFile>;
-  /** The file's path on a local disk, for readers that need one (the zip reader of pytorch_model.bin). */
-  localPath?(name: string): string;
 }
 
 /** The last part of a path or URL. */

@@ -2,20 +2,14 @@ import type { ModelFiles } from '../util/model-files.js';
 import { CheckpointError } from './errors.js';
 import { localModelFiles } from './local-files.js';
 import { readSafetensors } from './safetensors.js';
-import { openTorchZip } from './torch-zip.js';
+import { readTorchZip } from './torch-zip.js';
 import type { Checkpoint, TensorInfo, WeightFile } from './types.js';
 
 type WeightFileOpener = (files: ModelFiles, name: string) => Promise<WeightFile>;
 
 const openSafetensorsIn: WeightFileOpener = async (files, name) => readSafetensors(await files.open(name));
 
-/** The zip reader needs a file on disk; elsewhere (a browser) a .bin checkpoint is refused by name. */
-const openTorchZipIn: WeightFileOpener = async (files, name) => {
-  if (!files.localPath) {
-    throw new CheckpointError(`${files.describe(name)}: pytorch_model.bin can only be read from a local folder; use a model with model.safetensors here`);
-  }
-  return openTorchZip(files.localPath(name));
-};
+const openTorchZipIn: WeightFileOpener = async (files, name) => readTorchZip(await files.open(name));
 
 /** In order of preference: safetensors never runs a pickle parser and needs no zip directory. */
 const LAYOUTS: ReadonlyArray<{ file: string; sharded: boolean; openFile: WeightFileOpener }> = [

@@ -10,7 +10,6 @@ export function localModelFiles(folder: string): ModelFiles {
   return {
     location: absolute,
     describe: full,
-    localPath: full,
     exists: async (name) => (await stat(full(name)).catch(() => null))?.isFile() ?? false,
     readText: (name) => readFile(full(name), 'utf8'),
     open: (name) => openLocalFile(full(name)),

@@ -9,54 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { WeightFormat } from '../../src/model/index.js';
 import { pipeline } from '../../src/pipeline/index.js';
-import { fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
-import { type BrowserHarness, startBrowser } from './browser.js';
-
-const TOL = 1e-4;
-
-interface PageForward {
-  argmax: number[];
-  logsumexp: number[];
-  /** Logits at the requested ids, per position. */
-  picked: number[][];
-}
-
-/** Loads a fixture model in the page and runs forward() on each input, returning what the checks need. */
-async function forwardInPage(
-  page: Page,
-  model: string,
-  dtype: string,
-  cases: Array<{ input_ids: number[][]; attention_mask?: number[][]; position_ids?: number[][]; pick: number[][] }>,
-): Promise<PageForward[]> {
-  return page.evaluate(
-    async ({ model, dtype, cases }) => {
-      const lib = (window as any).gptNeo;
-      const loaded = await lib.GPTNeoForCausalLM.from_pretrained(`/fixtures/${model}/`, { dtype });
-      const results = [];
-      for (const c of cases) {
-        const { logits } = await loaded.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, position_ids: c.position_ids });
-        const V = logits.dims[2];
-        const rows = logits.data.length / V;
-        const out = { argmax: [] as number[], logsumexp: [] as number[], picked: [] as number[][] };
-        for (let r = 0; r < rows; r++) {
-          const row = logits.data.subarray(r * V, (r + 1) * V);
-          let best = 0;
-          let max = -Infinity;
-          for (let i = 0; i < V; i++) if (row[i] > max) (max = row[i]), (best = i);
-          let sum = 0;
-          for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
-          out.argmax.push(best);
-          out.logsumexp.push(max + Math.log(sum));
-          out.picked.push((c.pick[r] ?? []).map((id: number) => row[id]));
-        }
-        results.push(out);
-      }
-      await loaded.dispose();
-      return results;
-    },
-    { model, dtype, cases },
-  );
-}
+import { fixture, readReference } from '../helpers/fixtures.js';
+import { type BrowserHarness, expectReferenceLogits, forwardInPage, referenceCases, startBrowser } from './browser.js';
 
 /** The text Node's pipeline generates greedily: what the demo page must show. */
 async function greedyInNode(model: string, dtype: WeightFormat, prompt: string, tokens: number): Promise<string> {
@@ -90,44 +44,15 @@ describe.each(['tiny-random', 'tiny-random-fp16', 'tiny-random-bf16', 'tiny-gpt2
   const ref = readReference(name);
 
   it('gives the reference logits within 1e-4 (every forward case and the left-padded batch)', async () => {
-    const sampled: number[] = ref.sampled_vocab_ids ?? [];
-    const forward = ref.forward.map((c: any) => ({
-      input_ids: c.input_ids,
-      position_ids: c.position_ids,
-      pick: c.input_ids[0].map((_: number, t: number) => (c.logits ? [...c.logits[0][t].keys()] : [...c.top10_ids[0][t], ...sampled])),
-    }));
-    const padded = ref.batch_left_padded;
-    const paddedCase = {
-      input_ids: padded.input_ids,
-      attention_mask: padded.attention_mask,
-      position_ids: padded.position_ids,
-      pick: padded.top10_ids.flat(),
-    };
-    const results = await forwardInPage(library, name, 'fp32', [...forward, paddedCase]);
-
-    ref.forward.forEach((c: any, i: number) => {
-      const result = results[i]!;
-      expect(result.argmax).toEqual(c.argmax[0]);
-      expect(maxAbsDiff(result.logsumexp, c.logsumexp[0])).toBeLessThan(TOL);
-      c.input_ids[0].forEach((_: number, t: number) => {
-        const expected = c.logits ? c.logits[0][t] : [...c.top10_values[0][t], ...c.sampled_logits[0][t]];
-        expect(maxAbsDiff(result.picked[t]!, expected)).toBeLessThan(TOL);
-      });
-    });
-    const batch = results.at(-1)!;
-    const T = padded.input_ids[0].length;
-    let checked = 0;
-    padded.argmax.forEach((row: Array<number | null>, b: number) =>
-      row.forEach((argmax, t) => {
-        if (argmax === null) return;
-        expect(batch.argmax[b * T + t]).toBe(argmax);
-        expect(Math.abs(batch.logsumexp[b * T + t]! - padded.logsumexp[b][t])).toBeLessThan(TOL);
-        expect(maxAbsDiff(batch.picked[b * T + t]!, padded.top10_values[b][t])).toBeLessThan(TOL);
-        checked++;
-      }),
-    );
-    expect(checked).toBe(padded.attention_mask.flat().filter((m: number) => m === 1).length);
+    expectReferenceLogits(ref, await forwardInPage(library, name, { dtype: 'fp32' }, referenceCases(ref)));
   });
+});
+
+it('reads pytorch_model.bin (the zip directory by random access) and gives the reference logits', async () => {
+  const ref = readReference('tiny-random');
+  // Without model.safetensors, which the loader would prefer.
+  const files = ['config.json', 'pytorch_model.bin'];
+  expectReferenceLogits(ref, await forwardInPage(library, 'tiny-random', { dtype: 'fp32', files }, referenceCases(ref)));
 });
 
 describe('generation in the page', () => {
