@@ -11,6 +11,7 @@ import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../model/index.js
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { OrtTensor, RuntimeSession } from '../runtime/session.js';
 import { launchChromium } from './chromium.js';
+import { fastestOf } from './fastest-run.js';
 import { randomLinearLayers } from './linear-layers.js';
 import { noise } from './random-checkpoint.js';
 
@@ -37,13 +38,7 @@ try {
     await writeOnnxModel(randomLinearLayers(format, LAYERS, N, K), path.join(folder, format), `Writing ${format} linear layers`);
     const session = await RuntimeSession.create(path.join(folder, format, MODEL_FILE), { threads, prepackWeights: format !== 'fp32' });
     const feeds = { x: new OrtTensor('float32', input, [1, K]) };
-    let best = Infinity;
-    for (let run = 0; run < RUNS + 2; run++) {
-      const started = performance.now();
-      await session.run(feeds);
-      if (run >= 2) best = Math.min(best, performance.now() - started);
-    }
-    nodeMs[format] = best;
+    nodeMs[format] = 1000 * (await fastestOf(() => session.run(feeds), RUNS));
     await session.release();
   }
 
