@@ -1,4 +1,5 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
+import { readFileSync } from 'node:fs';
 import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
 import { weightBytes } from './weight-bytes.js';
 
@@ -13,6 +14,8 @@ export interface RunReport {
   /** Not measured (0) when only decoding is asked for. */
   prefill512: number;
   peakRssBytes: number;
+  /** Of the process's anonymous memory, the bytes in 2 MiB pages after decoding (AnonHugePages). */
+  hugePageBytes: number;
 }
 
 const [folder, dtype, threadsText, decodeTokensText, spinningText, scope = 'all'] = process.argv.slice(2) as [string, WeightFormat, string, string, string, string?];
@@ -59,6 +62,12 @@ const report: RunReport = {
   decodeLong,
   prefill512,
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  hugePageBytes: anonHugePageBytes(),
 };
 await model.dispose();
 process.stdout.write(JSON.stringify(report));
+
+function anonHugePageBytes(): number {
+  const line = /^AnonHugePages:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+  return line ? Number(line[1]) * 1024 : 0;
+}

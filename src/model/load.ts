@@ -16,6 +16,13 @@ export interface FromPretrainedOptions {
   spinning?: boolean;
   /** A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors), merged into the weights at load. */
   adapter?: string;
+  /**
+   * fp32 only: read the weights into process memory in 2 MiB pages (default on Linux) rather than run them
+   * memory-mapped from the converted file. Mapped weights take no private memory of their own: several processes
+   * share one copy in the page cache, and the kernel can drop them under memory pressure. The environment
+   * variable GPT_NEO_WEIGHTS_IN_MEMORY=0 (or 1) sets the default. See docs/speed.md.
+   */
+  weightsInMemory?: boolean;
 }
 
 /** One graph variant of a checkpoint, converted and opened in ONNX Runtime, with its token embeddings. */
@@ -42,17 +49,23 @@ export async function openConvertedModel(
   const conversion = await prepareOnnxModel(folder, config, dtype, variant, options.adapter);
   const { modelPath } = conversion;
   try {
-    // fp32 weights are read in place from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
-    const runtime = await RuntimeSession.create(modelPath, {
-      threads: options.threads,
-      spinning: options.spinning,
-      prepackWeights: dtype !== 'fp32',
-    });
+    // fp32 weights are read in place, from memory or from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
+    const runtimeOptions = { threads: options.threads, spinning: options.spinning, prepackWeights: dtype !== 'fp32' };
+    const runtime = await (dtype === 'fp32' && (options.weightsInMemory ?? weightsInMemoryByDefault())
+      ? RuntimeSession.createWithWeightsInMemory(modelPath, runtimeOptions)
+      : RuntimeSession.create(modelPath, runtimeOptions));
     return { config, dtype, runtime, embeddings: await EmbeddingTable.open(modelPath, IO.tokenEmbeddings), conversion };
   } catch (error) {
     await conversion.release();
     throw error;
   }
+}
+
+function weightsInMemoryByDefault(): boolean {
+  const setting = process.env.GPT_NEO_WEIGHTS_IN_MEMORY;
+  if (setting === undefined || setting === '') return process.platform === 'linux';
+  if (setting !== '0' && setting !== '1') throw new InputError(`GPT_NEO_WEIGHTS_IN_MEMORY must be 0 or 1, got '${setting}'`);
+  return setting === '1';
 }
 
 export async function closeConvertedModel(model: ConvertedModel): Promise<void> {

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import ort from 'onnxruntime-node';
 import type { InferenceRunner, OrtTensor } from './tensor.js';
+import { loadWeightsIntoMemory, type WeightsInMemory } from './weights-in-memory.js';
 
 export { OrtTensor } from './tensor.js';
 
@@ -29,7 +30,26 @@ export interface RuntimeOptions {
 
 /** An ONNX Runtime CPU session over a model file on disk (its external weights next to it), or a model in memory. */
 export class RuntimeSession implements InferenceRunner {
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    /** Weights fed as inputs on every run, when the model was opened with them in memory. */
+    private readonly weights?: WeightsInMemory,
+  ) {}
+
+  /**
+   * Opens the model at `modelPath` with its external weights read into process memory in 2 MiB pages and fed as
+   * inputs on every run, instead of memory-mapped from the file by ONNX Runtime (see weights-in-memory.ts).
+   */
+  static async createWithWeightsInMemory(modelPath: string, options: RuntimeOptions = {}): Promise<RuntimeSession> {
+    const weights = await loadWeightsIntoMemory(modelPath);
+    try {
+      const { session } = await RuntimeSession.create(weights.model, options);
+      return new RuntimeSession(session, weights);
+    } catch (error) {
+      weights.release();
+      throw error;
+    }
+  }
 
   static async create(model: string | Uint8Array, options: RuntimeOptions = {}): Promise<RuntimeSession> {
     const threads = options.threads ?? os.availableParallelism();
@@ -61,10 +81,12 @@ export class RuntimeSession implements InferenceRunner {
 
   /** Runs the graph; `fetches` names the outputs wanted (default all), so unwanted ones are not copied out. */
   async run(feeds: Record<string, OrtTensor>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>> {
-    return fetches ? this.session.run(feeds, fetches) : this.session.run(feeds);
+    const all = this.weights ? { ...feeds, ...this.weights.feeds } : feeds;
+    return fetches ? this.session.run(all, fetches) : this.session.run(all);
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    this.weights?.release();
   }
 }

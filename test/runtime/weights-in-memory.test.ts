@@ -1,0 +1,79 @@
+// fp32 weights read into process memory (2 MiB pages) and fed as graph inputs, against the memory-mapped file.
+import { copyFileSync, mkdtempSync, readFileSync, truncateSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/model/config.js';
+import { type OnnxModel, prepareOnnxModel } from '../../src/model/convert.js';
+import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { loadWeightsIntoMemory } from '../../src/runtime/weights-in-memory.js';
+import { fixture, readReference } from '../helpers/fixtures.js';
+
+const { onnx } = onnxProto;
+
+describe('fp32 weights in memory', () => {
+  let conversion: OnnxModel;
+  beforeAll(async () => {
+    conversion = await prepareOnnxModel(fixture('tiny-random'), await loadConfig(fixture('tiny-random')), 'fp32');
+  });
+  afterAll(async () => {
+    await conversion.release();
+  });
+
+  it('decodes exactly as the memory-mapped weights do, prompt and cached steps', async () => {
+    const ids: number[][] = readReference('tiny-random').forward.at(-1).input_ids;
+    const decode = async (weightsInMemory: boolean) => {
+      const model = await GPTNeoForCausalLM.from_pretrained(fixture('tiny-random'), { weightsInMemory });
+      const session = model.createSession(ids.length);
+      const steps = [await session.forward({ input_ids: ids })];
+      for (const token of [5, 17, 999]) steps.push(await session.forward({ input_ids: ids.map(() => [token]) }));
+      await model.dispose();
+      return steps.map((step) => Array.from(step.data));
+    };
+    const inMemory = await decode(true);
+    expect(inMemory).toEqual(await decode(false));
+  });
+
+  it('turns every external weight into a graph input whose tensor holds the bytes of the weights file', async () => {
+    const weights = await loadWeightsIntoMemory(conversion.modelPath);
+    try {
+      const original = onnx.ModelProto.decode(readFileSync(conversion.modelPath)).graph!;
+      const rewritten = onnx.ModelProto.decode(weights.model).graph!;
+      const external = original.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+      expect(external.length).toBeGreaterThan(10);
+      expect(rewritten.initializer!.some((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)).toBe(false);
+      const file = readFileSync(path.join(path.dirname(conversion.modelPath), 'weights.bin'));
+      for (const tensor of external) {
+        const input = rewritten.input!.find((i) => i.name === tensor.name)!;
+        expect(input.type!.tensorType!.shape!.dim!.map((d) => Number(d.dimValue))).toEqual(tensor.dims!.map(Number));
+        const at = new Map(tensor.externalData!.map((e) => [e.key, Number(e.value)]));
+        const fed = weights.feeds[tensor.name!]!;
+        expect(fed.dims).toEqual(tensor.dims!.map(Number));
+        const bytes = new Uint8Array(fed.data.buffer as ArrayBuffer, fed.data.byteOffset, fed.data.byteLength);
+        expect(Buffer.from(bytes).equals(file.subarray(at.get('offset'), at.get('offset')! + at.get('length')!))).toBe(true);
+      }
+      expect(weights.bytes % (2 * 2 ** 20)).toBe(0);
+    } finally {
+      weights.release();
+    }
+  });
+
+  it('names a weights file that is cut short', async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'gpt-neo-weights-'));
+    copyFileSync(conversion.modelPath, path.join(folder, 'model.onnx'));
+    const cut = path.join(folder, 'weights.bin');
+    copyFileSync(path.join(path.dirname(conversion.modelPath), 'weights.bin'), cut);
+    truncateSync(cut, 1000);
+    await expect(loadWeightsIntoMemory(path.join(folder, 'model.onnx'))).rejects.toThrow(`${cut} ends at 1000 bytes, but the model's weights need`);
+  });
+
+  it('rejects a GPT_NEO_WEIGHTS_IN_MEMORY that is not 0 or 1', async () => {
+    process.env.GPT_NEO_WEIGHTS_IN_MEMORY = 'yes';
+    try {
+      await expect(GPTNeoForCausalLM.from_pretrained(fixture('tiny-random'))).rejects.toThrow("GPT_NEO_WEIGHTS_IN_MEMORY must be 0 or 1, got 'yes'");
+    } finally {
+      delete process.env.GPT_NEO_WEIGHTS_IN_MEMORY;
+    }
+  });
+});
