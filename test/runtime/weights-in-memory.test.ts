@@ -49,8 +49,9 @@ describe('fp32 weights in memory', () => {
         expect(input.type!.tensorType!.shape!.dim!.map((d) => Number(d.dimValue))).toEqual(tensor.dims!.map(Number));
         const at = new Map(tensor.externalData!.map((e) => [e.key, Number(e.value)]));
         const fed = weights.feeds[tensor.name!]!;
+        const data = fed.data as Float32Array;
         expect(fed.dims).toEqual(tensor.dims!.map(Number));
-        const bytes = new Uint8Array(fed.data.buffer as ArrayBuffer, fed.data.byteOffset, fed.data.byteLength);
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
         expect(Buffer.from(bytes).equals(file.subarray(at.get('offset'), at.get('offset')! + at.get('length')!))).toBe(true);
       }
       expect(weights.bytes % (2 * 2 ** 20)).toBe(0);
