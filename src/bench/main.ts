@@ -41,12 +41,19 @@ const cache = path.join(options.folder, 'conversions');
 /** GPT-2's tokenizer files, for the server scenario (the random checkpoint has none). */
 const tokenizerFixture = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'gpt-neo', 'tiny-gpt2vocab');
 
+/**
+ * glibc's malloc advises its heap for 2 MiB pages, so ONNX Runtime's pre-packed q8/q4 weights and the KV cache are
+ * not read through 4 KiB pages (docs/speed.md); read by glibc at process start, so set for the child. An explicit
+ * GLIBC_TUNABLES in the bench's environment wins (GLIBC_TUNABLES= measures without).
+ */
+const MALLOC_HUGE_PAGES = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.hugetlb=1' };
+
 /** Each measurement runs in a fresh process, so start-up time and peak RSS are the process's own. */
 async function runChild(dtype: WeightFormat, spinning: 'on' | 'off', scope: 'all' | 'decode' = 'all'): Promise<RunReport> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [runScript, checkpoint, dtype, String(threads), options.decodeTokens, spinning, scope],
-    { env: { ...process.env, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
+    { env: { ...process.env, ...MALLOC_HUGE_PAGES, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
   );
   return JSON.parse(stdout) as RunReport;
 }

@@ -1,3 +1,4 @@
+import { hugePageFloat32Array } from '../runtime/huge-pages.js';
 import { type InferenceRunner, OrtTensor } from '../runtime/tensor.js';
 import type { AttentionType, GPTNeoConfig } from './config.js';
 import type { TokenEmbeddings } from './embeddings.js';
@@ -226,8 +227,8 @@ export class GPTNeoDecoderSession implements DecoderSession {
       const from = this.capacity[kind];
       const to = next[kind];
       if (old && from === to) return old;
-      const keysT = new Float32Array(BH * D * to);
-      const values = new Float32Array(BH * to * D);
+      const keysT = hugePageFloat32Array(BH * D * to);
+      const values = hugePageFloat32Array(BH * to * D);
       if (old) {
         for (let row = 0; row < BH * D; row++) keysT.set(old.keysT.subarray(row * from, (row + 1) * from), row * to);
         for (let bh = 0; bh < BH; bh++) values.set(old.values.subarray(bh * from * D, (bh + 1) * from * D), bh * to * D);

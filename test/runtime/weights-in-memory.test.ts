@@ -2,6 +2,7 @@
 import { copyFileSync, mkdtempSync, readFileSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import koffi from 'koffi';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/model/config.js';
@@ -9,6 +10,7 @@ import { type OnnxModel, prepareOnnxModel } from '../../src/model/convert.js';
 import { GPTNeoForCausalLM } from '../../src/model/index.js';
 import { loadWeightsIntoMemory } from '../../src/runtime/weights-in-memory.js';
 import { fixture, readReference } from '../helpers/fixtures.js';
+import { vmFlagsAt } from '../helpers/memory.js';
 
 const { onnx } = onnxProto;
 
@@ -55,6 +57,7 @@ describe('fp32 weights in memory', () => {
         expect(Buffer.from(bytes).equals(file.subarray(at.get('offset'), at.get('offset')! + at.get('length')!))).toBe(true);
       }
       expect(weights.bytes % (2 * 2 ** 20)).toBe(0);
+      if (process.platform === 'linux') expect(vmFlagsAt(koffi.address(weights.feeds[external[0]!.name!]!.data))).toContain('hg');
     } finally {
       weights.release();
     }
