@@ -29,8 +29,11 @@ const nodeOnlyStub = {
   },
 };
 
-/** ONNX Runtime's WebAssembly build with WebGPU (JSEP), loaded at run time from ./ort/ beside the bundle. */
-const ORT_FILES = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
+/**
+ * ONNX Runtime's WebAssembly builds, loaded at run time from ./ort/ beside the bundle: the plain one (SIMD,
+ * threads) for device 'wasm', the one with WebGPU (JSEP) for 'webgpu'.
+ */
+const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
 
 export async function buildBrowser({ minify = true } = {}) {
   await mkdir(path.join(WEB_DIST, 'ort'), { recursive: true });

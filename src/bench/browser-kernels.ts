@@ -1,7 +1,7 @@
 // `node dist/bench/browser-kernels.js`: why decoding in the page is slower than in Node. Times the project's
 // linear layers alone (as the model builds them in each weight format, one token through 134 M parameters) in
 // onnxruntime-node and in headless Chromium's onnxruntime-web (WebAssembly, 2 threads), fastest of several runs.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +25,9 @@ const program = new Command('bench:browser-kernels')
   .description("Linear layers per weight format in onnxruntime-node and in Chromium's onnxruntime-web")
   .option('--dtypes <list>', 'weight formats', 'fp32,q8,q4')
   .option('--threads <n>', 'threads in both', '2')
+  .option('--ort-web <dir>', "another onnxruntime-web package folder to time in the page (e.g. a newer version installed elsewhere)")
   .parse();
-const options = program.opts<{ dtypes: string; threads: string }>();
+const options = program.opts<{ dtypes: string; threads: string; ortWeb?: string }>();
 const threads = Number(options.threads);
 
 const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-kernels-'));
@@ -42,7 +43,8 @@ try {
     await session.release();
   }
 
-  const ortWeb = path.dirname(fileURLToPath(import.meta.resolve('onnxruntime-web')));
+  const ortWeb = options.ortWeb ? path.resolve(options.ortWeb, 'dist') : path.dirname(fileURLToPath(import.meta.resolve('onnxruntime-web')));
+  const ortWebVersion = (JSON.parse(await readFile(path.join(ortWeb, '..', 'package.json'), 'utf8')) as { version: string }).version;
   const server = await startDemoServer({ model: folder, dtype: 'fp32', port: 0, folders: { '/ort-web/': ortWeb } });
   const browser = await launchChromium();
   try {
@@ -50,8 +52,8 @@ try {
     await page.goto(new URL('demo-config.json', server.url).href);
     const inPage = await page.evaluate(
       async ({ formats, threads, input, runs, K }) => {
-        // onnxruntime-web's own bundle, served from node_modules: the same WebAssembly the browser build loads.
-        const ort = await import(`${location.origin}/ort-web/ort.all.min.mjs`);
+        // onnxruntime-web's WebAssembly-only bundle, served from its package: what the browser build loads for device 'wasm'.
+        const ort = await import(`${location.origin}/ort-web/ort.wasm.min.mjs`);
         ort.env.wasm.wasmPaths = '/ort-web/';
         ort.env.wasm.numThreads = threads;
         const times: Record<string, number> = {};
@@ -79,7 +81,7 @@ try {
     );
     if (!inPage.isolated) throw new Error('the page is not cross-origin isolated: WebAssembly would run on one thread');
 
-    console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores; ${threads} threads in Node and in the page`);
+    console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores; ${threads} threads in Node and in the page; onnxruntime-web ${ortWebVersion}`);
     console.log(`${LAYERS} linear layers ${K} -> ${N} (${((LAYERS * K * N) / 1e6).toFixed(0)} M parameters), batch 1, fastest of ${RUNS} runs`);
     const header = ['dtype', 'Node ms', 'Node GB/s', 'Chromium ms', 'Chromium GB/s', 'Chromium / Node'];
     console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);

@@ -26,8 +26,9 @@ const program = new Command('bench:browser')
   .option('--runs <list>', 'shape:dtype pairs', '125M:q8,1.3B:q4')
   .option('--threads <n>', 'threads in both', '2')
   .option('--decode-tokens <n>', 'tokens decoded per measurement', '32')
+  .option('--rounds <n>', 'times the whole list is measured, Node and page alternating (a shared machine varies)', '1')
   .parse();
-const options = program.opts<{ folder: string; runs: string; threads: string; decodeTokens: string }>();
+const options = program.opts<{ folder: string; runs: string; threads: string; decodeTokens: string; rounds: string }>();
 const threads = Number(options.threads);
 const decodeTokens = Number(options.decodeTokens);
 
@@ -50,6 +51,25 @@ async function decodeTokensPerSecond(
   return tokens / ((times.at(-1)! - times[0]!) / 1000);
 }
 
+/**
+ * Median milliseconds of one decoding step's forward() (embedding lookup, masks, the graph's run with the
+ * copies in and out of the runtime, the KV cache update) after a 16-token prompt: with tokens/s, it splits a
+ * token's time into the model's step and what generation adds around it (choosing, streaming). Self-contained.
+ */
+async function forwardStepMs(model: Pick<GPTNeoForCausalLM, 'createSession'>, steps: number): Promise<number> {
+  const session = model.createSession(1, 16 + steps);
+  const prompt = Array.from({ length: 16 }, (_, i) => (i * 7919) % 50000);
+  await session.forward({ input_ids: [prompt] });
+  const times: number[] = [];
+  for (let step = 0; step < steps; step++) {
+    const started = performance.now();
+    await session.forward({ input_ids: [[(step * 104729) % 50000]] });
+    times.push(performance.now() - started);
+  }
+  session.dispose();
+  return times.sort((a, b) => a - b)[Math.floor(steps / 2)]!;
+}
+
 async function checkpointFor(shape: string): Promise<string> {
   if (shape === '1.3B') return ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
   if (shape !== '125M') throw new Error(`unknown shape '${shape}' (125M or 1.3B)`);
@@ -60,7 +80,8 @@ async function checkpointFor(shape: string): Promise<string> {
 
 process.env.GPT_NEO_CACHE = path.join(options.folder, 'browser', 'conversions');
 const rows: string[][] = [];
-for (const run of options.runs.split(',')) {
+const runs = Array.from({ length: Number(options.rounds) }, () => options.runs.split(',')).flat();
+for (const run of runs) {
   const [shape, dtype] = run.split(':') as [string, WeightFormat];
   const folder = await checkpointFor(shape);
 
@@ -68,6 +89,7 @@ for (const run of options.runs.split(',')) {
   const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads });
   await decodeTokensPerSecond(model, 4); // warm-up
   const node = await decodeTokensPerSecond(model, decodeTokens);
+  const nodeStepMs = await forwardStepMs(model, decodeTokens);
   await model.dispose();
 
   console.error(`${shape} ${dtype}: Chromium (converting in the page)...`);
@@ -79,21 +101,32 @@ for (const run of options.runs.split(',')) {
     await page.addScriptTag({ type: 'module', content: "import * as lib from '/gpt-neo.js'; window.gptNeo = lib;" });
     await page.waitForFunction(() => 'gptNeo' in window);
     const inPage = await page.evaluate(
-      async ({ source, dtype, threads, decodeTokens }) => {
+      async ({ source, stepSource, dtype, threads, decodeTokens }) => {
         const lib = (window as any).gptNeo;
         const measure = (0, eval)(`(${source})`);
+        const measureStep = (0, eval)(`(${stepSource})`);
         const started = performance.now();
         const loaded = await lib.loadBrowserModel({ url: '/model/' }, { dtype, threads });
         const loadSeconds = (performance.now() - started) / 1000;
         await measure(loaded.model, 4);
         const tokensPerSecond = await measure(loaded.model, decodeTokens);
+        const stepMs = await measureStep(loaded.model, decodeTokens);
         await loaded.model.dispose();
-        return { tokensPerSecond, loadSeconds, threads: loaded.threads, isolated: crossOriginIsolated };
+        return { tokensPerSecond, stepMs, loadSeconds, threads: loaded.threads, isolated: crossOriginIsolated };
       },
-      { source: decodeTokensPerSecond.toString(), dtype, threads, decodeTokens },
+      { source: decodeTokensPerSecond.toString(), stepSource: forwardStepMs.toString(), dtype, threads, decodeTokens },
     );
     if (inPage.threads !== threads) throw new Error(`the page ran ${inPage.threads} threads, not ${threads} (cross-origin isolated: ${inPage.isolated})`);
-    rows.push([shape, dtype, node.toFixed(2), inPage.tokensPerSecond.toFixed(2), (inPage.tokensPerSecond / node).toFixed(2), inPage.loadSeconds.toFixed(1)]);
+    rows.push([
+      shape,
+      dtype,
+      node.toFixed(2),
+      inPage.tokensPerSecond.toFixed(2),
+      (inPage.tokensPerSecond / node).toFixed(2),
+      nodeStepMs.toFixed(1),
+      inPage.stepMs.toFixed(1),
+      inPage.loadSeconds.toFixed(1),
+    ]);
     console.error(`| ${rows.at(-1)!.join(' | ')} |`); // each row as soon as it is measured: a long run may be stopped
   } finally {
     await browser.close();
@@ -102,7 +135,16 @@ for (const run of options.runs.split(',')) {
 }
 
 console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores; ${threads} threads in Node and in the page`);
-const header = ['shape', 'dtype', 'Node decode tok/s', 'Chromium decode tok/s', 'Chromium / Node', 'page load + conversion (s)'];
+const header = [
+  'shape',
+  'dtype',
+  'Node decode tok/s',
+  'Chromium decode tok/s',
+  'Chromium / Node',
+  'Node forward ms/step',
+  'Chromium forward ms/step',
+  'page load + conversion (s)',
+];
 console.log(`| ${header.join(' | ')} |`);
 console.log(`|${header.map(() => '---').join('|')}|`);
 for (const row of rows) console.log(`| ${row.join(' | ')} |`);

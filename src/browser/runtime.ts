@@ -1,5 +1,4 @@
 /// <reference lib="dom" />
-import * as ort from 'onnxruntime-web';
 import type { InferenceRunner } from '../runtime/tensor.js';
 import { WEIGHTS_FILE } from '../onnx/write.js';
 
@@ -25,6 +24,15 @@ export function webGpuAvailable(): boolean {
   return typeof navigator !== 'undefined' && 'gpu' in navigator;
 }
 
+/**
+ * onnxruntime-web's build for the device. The WebGPU one (JSEP) is compiled with asyncify, which instruments
+ * the WebAssembly so kernels can wait on the GPU, and costs time on the CPU; the plain WebAssembly build is
+ * loaded unless WebGPU is asked for (see docs/browser.md, Speed). Each is a chunk of its own, fetched on first use.
+ */
+function onnxRuntimeFor(device: 'wasm' | 'webgpu') {
+  return device === 'webgpu' ? import('onnxruntime-web') : import('onnxruntime-web/wasm');
+}
+
 /** An onnxruntime-web session over a converted model: the graph and its weights file as bytes. */
 export async function createBrowserSession(
   model: Uint8Array,
@@ -39,6 +47,7 @@ export async function createBrowserSession(
   const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
   const threads = isolated ? (options.threads ?? Math.min(4, cores)) : 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${options.threads}`);
+  const ort = await onnxRuntimeFor(device);
   ort.env.wasm.wasmPaths = ORT_FILES;
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = 'error';

@@ -55,6 +55,18 @@ it('reads pytorch_model.bin (the zip directory by random access) and gives the r
   expectReferenceLogits(ref, await forwardInPage(library, 'tiny-random', { dtype: 'fp32', files }, referenceCases(ref)));
 });
 
+it("runs device 'wasm' on onnxruntime-web's plain WebAssembly build, not the slower JSEP (WebGPU) one", async () => {
+  const loaded = await library.evaluate(async () => {
+    const lib = (window as any).gptNeo;
+    const { model, device } = await lib.loadBrowserModel({ url: '/fixtures/tiny-random/' }, { device: 'wasm' });
+    await model.dispose();
+    return { device, fetched: performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname) };
+  });
+  expect(loaded.device).toBe('wasm');
+  expect(loaded.fetched).toContain('/ort/ort-wasm-simd-threaded.wasm');
+  expect(loaded.fetched.filter((file) => file.includes('.jsep.'))).toEqual([]);
+});
+
 describe('generation in the page', () => {
   const prompt = 'It was a dark and stormy night, and';
 

@@ -37,7 +37,9 @@ it('serves the page cross-origin isolated, its settings, and the model folder wi
   const weights = await readFile(fixture('tiny-random', 'model.safetensors'));
   expect(Buffer.from(await range.arrayBuffer())).toEqual(weights.subarray(8, 16));
   expect(range.headers.get('content-range')).toBe(`bytes 8-15/${weights.length}`);
-  expect((await fetch(new URL('ort/ort-wasm-simd-threaded.jsep.wasm', url), { method: 'HEAD' })).status).toBe(200);
+  for (const build of ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.jsep.wasm']) {
+    expect((await fetch(new URL(`ort/${build}`, url), { method: 'HEAD' })).status).toBe(200);
+  }
 });
 
 it('refuses a weight format it does not know and a model that is neither a folder nor a Hub id', async () => {

@@ -38,12 +38,13 @@ describe.each(['tiny-random'])('%s on WebGPU', (name) => {
 
 it('runs the model where it was asked to, on the adapter found', async (context) => {
   if (!adapter.found) return context.skip(`no WebGPU adapter: ${adapter.description}`);
-  const device = await page.evaluate(async () => {
+  const loaded = await page.evaluate(async () => {
     const lib = (window as any).gptNeo;
     const loaded = await lib.loadBrowserModel({ url: '/fixtures/tiny-random/' }, { device: 'webgpu' });
     await loaded.model.dispose();
-    return loaded.device;
+    return { device: loaded.device, fetched: performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname) };
   });
-  expect(device).toBe('webgpu');
+  expect(loaded.device).toBe('webgpu');
+  expect(loaded.fetched).toContain('/ort/ort-wasm-simd-threaded.jsep.wasm');
   expect(adapter.description).not.toBe('');
 });
