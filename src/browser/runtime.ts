@@ -9,7 +9,9 @@ export interface BrowserRuntimeOptions {
   device?: BrowserDevice;
   /**
    * WebAssembly threads. Threads need a cross-origin isolated page (COOP/COEP headers, as `gpt-neo demo`
-   * sends); elsewhere ONNX Runtime runs on one. Default: up to 4, the number of cores permitting.
+   * sends); elsewhere ONNX Runtime runs on one. Default: half the cores, at most 4 (onnxruntime-web's own
+   * rule). The page's calling thread cannot block while the pool works, so it spins beside the browser's own
+   * threads: on 2 cores, 2 threads decoded the 125M 1.5 to 1.9 times slower than 1 (docs/browser.md).
    */
   threads?: number;
 }
@@ -45,7 +47,7 @@ export async function createBrowserSession(
   }
   const isolated = typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated;
   const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
-  const threads = isolated ? (options.threads ?? Math.min(4, cores)) : 1;
+  const threads = isolated ? (options.threads ?? defaultThreads(cores)) : 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${options.threads}`);
   const ort = await onnxRuntimeFor(device);
   ort.env.wasm.wasmPaths = ORT_FILES;
@@ -63,4 +65,9 @@ export async function createBrowserSession(
     device,
     threads,
   };
+}
+
+/** Threads when the caller names none (WebAssembly threads need a cross-origin isolated page). */
+export function defaultThreads(cores: number): number {
+  return Math.min(4, Math.ceil(cores / 2));
 }

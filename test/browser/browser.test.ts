@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { defaultThreads } from '../../src/browser/runtime.js';
 import type { WeightFormat } from '../../src/model/index.js';
 import { pipeline } from '../../src/pipeline/index.js';
 import { fixture, readReference } from '../helpers/fixtures.js';
@@ -121,7 +122,10 @@ describe('the demo page', () => {
     const generate = page.locator('#generate');
     expect(await generate.isDisabled()).toBe(true); // until the model is ready
     await page.waitForFunction(() => !(document.getElementById('generate') as HTMLButtonElement).disabled, undefined, { timeout: 120_000 });
-    expect(await page.locator('#status').textContent()).toMatch(/^Ready: q8 on wasm, 2 threads/);
+    const threads = defaultThreads(await page.evaluate(() => navigator.hardwareConcurrency));
+    const status = await page.locator('#status').textContent();
+    expect(status).toMatch(new RegExp(`^Ready: q8 on wasm, ${threads} threads?\\b`));
+    expect(status).not.toContain('not cross-origin isolated');
 
     await page.fill('#prompt', prompt);
     await page.fill('#max-new-tokens', '16');
