@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
+import { externalDataOf } from '../onnx/write.js';
 
 const { onnx } = onnxProto;
 
@@ -22,12 +23,11 @@ export function locateExternalMatrix(
   const tensor = model.graph?.initializer?.find((t) => t.name === name);
   if (!tensor) throw new Error(`${source}: no weight named '${name}'`);
   const dims = (tensor.dims ?? []).map(Number);
-  const external = new Map((tensor.externalData ?? []).map((entry) => [entry.key, entry.value]));
-  const location = external.get('location');
-  if (tensor.dataType !== onnx.TensorProto.DataType.FLOAT || dims.length !== 2 || !location) {
+  const external = externalDataOf(tensor);
+  if (tensor.dataType !== onnx.TensorProto.DataType.FLOAT || dims.length !== 2 || !external) {
     throw new Error(`${source}: weight '${name}' is not a float32 matrix in an external data file`);
   }
-  return { file: location, offset: Number(external.get('offset') ?? 0), rows: dims[0]!, width: dims[1]! };
+  return { file: external.location, offset: external.offset, rows: dims[0]!, width: dims[1]! };
 }
 
 /**

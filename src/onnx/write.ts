@@ -1,6 +1,6 @@
 import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import onnxProto from 'onnx-proto';
+import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
 import { stagingPath } from '../util/atomic-write.js';
 import { startProgress } from '../util/progress.js';
 import { ELEMENT_TYPE_CODES, type ElementType, type GraphBuilder, valueInfoProto } from './graph.js';
@@ -50,6 +50,14 @@ export function weightsFileSize(graph: GraphBuilder): number {
 
 function alignWeightOffset(offset: number): number {
   return Math.ceil(offset / WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT;
+}
+
+/** Where an initializer written by serializeOnnxModel keeps its bytes; undefined for one stored in the model itself. */
+export function externalDataOf(tensor: OnnxTypes.ITensorProto): { location: string; offset: number; length: number } | undefined {
+  const entries = new Map((tensor.externalData ?? []).map((entry) => [entry.key, entry.value]));
+  const location = entries.get('location');
+  if (tensor.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL || !location) return undefined;
+  return { location, offset: Number(entries.get('offset') ?? 0), length: Number(entries.get('length')) };
 }
 
 /**

@@ -11,22 +11,28 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
+import { ELEMENT_TYPE_CODES, valueInfoProto } from '../onnx/graph.js';
+import { externalDataOf } from '../onnx/write.js';
 import { HugePageRegion } from './huge-pages.js';
 import { OrtTensor } from './tensor.js';
 
 const { onnx } = onnxProto;
 
-/** The element types a converted model stores externally, by ONNX type code, and their typed arrays. */
-const ELEMENT_TYPES = new Map<number, (buffer: ArrayBuffer, dims: number[]) => OrtTensor>([
-  [onnx.TensorProto.DataType.FLOAT, (b, dims) => new OrtTensor('float32', new Float32Array(b), dims)],
-  [onnx.TensorProto.DataType.INT64, (b, dims) => new OrtTensor('int64', new BigInt64Array(b), dims)],
-  [onnx.TensorProto.DataType.INT8, (b, dims) => new OrtTensor('int8', new Int8Array(b), dims)],
-  [onnx.TensorProto.DataType.UINT8, (b, dims) => new OrtTensor('uint8', new Uint8Array(b), dims)],
-]);
+/** The element types a converted model stores externally, and a tensor of each over bytes of the region. */
+const TENSOR_OVER = {
+  float32: (bytes: ArrayBuffer, dims: number[]) => new OrtTensor('float32', new Float32Array(bytes), dims),
+  int64: (bytes: ArrayBuffer, dims: number[]) => new OrtTensor('int64', new BigInt64Array(bytes), dims),
+  int8: (bytes: ArrayBuffer, dims: number[]) => new OrtTensor('int8', new Int8Array(bytes), dims),
+  uint8: (bytes: ArrayBuffer, dims: number[]) => new OrtTensor('uint8', new Uint8Array(bytes), dims),
+};
+type ExternalType = keyof typeof TENSOR_OVER;
+const EXTERNAL_TYPES = new Map(
+  (Object.keys(TENSOR_OVER) as ExternalType[]).map((type) => [ELEMENT_TYPE_CODES[type], type]),
+);
 
 interface ExternalWeight {
   name: string;
-  dataType: number;
+  type: ExternalType;
   dims: number[];
   offset: number;
   length: number;
@@ -55,21 +61,14 @@ export async function loadWeightsIntoMemory(modelPath: string): Promise<WeightsI
   const external: ExternalWeight[] = [];
   let dataFile: string | undefined;
   for (const initializer of graph.initializer ?? []) {
-    if (initializer.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
-    const entries = new Map((initializer.externalData ?? []).map((entry) => [entry.key, entry.value]));
-    const location = entries.get('location');
-    const dataType = initializer.dataType ?? 0;
-    if (!location || !ELEMENT_TYPES.has(dataType) || (dataFile !== undefined && location !== dataFile)) {
+    const data = externalDataOf(initializer);
+    if (!data) continue;
+    const type = EXTERNAL_TYPES.get(initializer.dataType ?? 0);
+    if (!type || (dataFile !== undefined && data.location !== dataFile)) {
       throw new Error(`${modelPath}: weight '${initializer.name}' is not a float32/int64/int8/uint8 tensor in the model's one external data file`);
     }
-    dataFile = location;
-    external.push({
-      name: initializer.name ?? '',
-      dataType,
-      dims: (initializer.dims ?? []).map(Number),
-      offset: Number(entries.get('offset') ?? 0),
-      length: Number(entries.get('length')),
-    });
+    dataFile = data.location;
+    external.push({ name: initializer.name ?? '', type, dims: (initializer.dims ?? []).map(Number), offset: data.offset, length: data.length });
   }
   if (!dataFile) throw new Error(`${modelPath}: the model has no external weights to read into memory`);
 
@@ -79,19 +78,11 @@ export async function loadWeightsIntoMemory(modelPath: string): Promise<WeightsI
   try {
     await region.fill(dataPath, extent);
     const feeds = Object.fromEntries(
-      external.map((w) => [w.name, ELEMENT_TYPES.get(w.dataType)!(region.view(w.offset, w.length), w.dims)]),
+      external.map((w) => [w.name, TENSOR_OVER[w.type](region.view(w.offset, w.length), w.dims)]),
     );
     const moved = new Set(external.map((w) => w.name));
     graph.initializer = (graph.initializer ?? []).filter((t) => !moved.has(t.name ?? ''));
-    graph.input = [
-      ...(graph.input ?? []),
-      ...external.map((w) =>
-        onnx.ValueInfoProto.create({
-          name: w.name,
-          type: { tensorType: { elemType: w.dataType, shape: { dim: w.dims.map((d) => ({ dimValue: d })) } } },
-        }),
-      ),
-    ];
+    graph.input = [...(graph.input ?? []), ...external.map(valueInfoProto)];
     return { model: onnx.ModelProto.encode(model).finish(), feeds, bytes: region.bytes, release: () => region.release() };
   } catch (error) {
     region.release();
