@@ -39,6 +39,16 @@ function memoryFunctions(): Libc {
   return libc;
 }
 
+/** The 2 MiB boundary at or below `address`. */
+function hugePageBelow(address: bigint): bigint {
+  return (address / BigInt(HUGE_PAGE)) * BigInt(HUGE_PAGE);
+}
+
+/** The 2 MiB boundary at or above `address`. */
+function hugePageAbove(address: bigint): bigint {
+  return hugePageBelow(address + BigInt(HUGE_PAGE - 1));
+}
+
 /**
  * A zeroed Float32Array whose 2 MiB pages are advised for huge pages before anything touches them, so its first
  * writes fault them in as 2 MiB pages: for the KV cache, which attention reads whole on every token. Advice
@@ -49,8 +59,8 @@ export function hugePageFloat32Array(length: number): Float32Array {
   if (typeof process === 'undefined' || process.platform !== 'linux' || array.byteLength < 2 * HUGE_PAGE) return array;
   // Node allocates large buffers with calloc, which maps fresh zero pages: none is faulted in yet.
   const address = koffi.address(array);
-  const start = (address + BigInt(HUGE_PAGE - 1)) & ~BigInt(HUGE_PAGE - 1);
-  const end = (address + BigInt(array.byteLength)) & ~BigInt(HUGE_PAGE - 1);
+  const start = hugePageAbove(address);
+  const end = hugePageBelow(address + BigInt(array.byteLength));
   if (end > start) memoryFunctions().madvise(start, Number(end - start), MADV_HUGEPAGE);
   return array;
 }
@@ -78,7 +88,7 @@ export class HugePageRegion {
           'pass weightsInMemory: false to read them memory-mapped instead',
       );
     }
-    const base = (mapping + BigInt(HUGE_PAGE - 1)) & ~BigInt(HUGE_PAGE - 1);
+    const base = hugePageAbove(mapping);
     // Advice only: without transparent huge pages the region still works, in 4 KiB pages.
     c.madvise(base, bytes, MADV_HUGEPAGE);
     return new HugePageRegion(mapping, mappedBytes, base, bytes);
