@@ -1,4 +1,4 @@
-import { checkpointParameters, LINEAR_BYTES_PER_PARAMETER, parseConfig, type WeightFormat } from '../model/index.js';
+import { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, parseConfig, type WeightFormat } from '../model/index.js';
 import { GraphBuilder } from '../onnx/graph.js';
 import { OrtTensor } from '../runtime/session.js';
 import type { Checkpoint, TensorInfo } from '../weights/index.js';
@@ -11,7 +11,7 @@ const N = 8192;
 const LAYERS = 72;
 
 /** `layers` random N x K linear layers over one input x [1, K], built as the model builds them in `format`. */
-export function randomLinearLayers(format: WeightFormat, layers: number, N: number, K: number): GraphBuilder {
+export function randomLinearLayers(format: WeightFormat, layers: number, N: number, K: number, float32Kernel: Float32Kernel = 'gemm'): GraphBuilder {
   const names = Array.from({ length: layers }, (_, i) => `linear.${i}`);
   const tensors = new Map<string, TensorInfo>(names.map((name) => [`${name}.weight`, { name: `${name}.weight`, dtype: 'F32', shape: [N, K] }]));
   const checkpoint: Checkpoint = {
@@ -22,7 +22,7 @@ export function randomLinearLayers(format: WeightFormat, layers: number, N: numb
   };
   const g = new GraphBuilder();
   const x = g.input('x', 'float32', [1, K]);
-  const params = checkpointParameters(g, checkpoint, parseConfig(GPT_NEO_1_3B_CONFIG), format, 'random linear layers');
+  const params = checkpointParameters(g, checkpoint, parseConfig(GPT_NEO_1_3B_CONFIG), format, 'random linear layers', float32Kernel);
   names.forEach((name, i) => g.output(params.linear(x, name, N, K, false), `y.${i}`, 'float32', [1, N]));
   return g;
 }
@@ -33,7 +33,8 @@ export function randomLinearLayers(format: WeightFormat, layers: number, N: numb
  * through 1.2 B random parameters with nothing else in the graph. Fastest of several runs.
  */
 export async function measureLinearLayers(format: WeightFormat, threads?: number): Promise<number> {
-  const g = randomLinearLayers(format, LAYERS, N, K);
+  // fp32 as Node runs it with its weights in memory (the default on Linux): convolutions.
+  const g = randomLinearLayers(format, LAYERS, N, K, 'conv');
   const feeds = { x: new OrtTensor('float32', noise(K, 0), [1, K]) };
   // As the model runs them: float32 weights in place, quantized ones repacked for their kernels.
   const seconds = await fastestRun(g, feeds, { threads, prepackWeights: format !== 'fp32' }, `Preparing ${format} linear layers`);

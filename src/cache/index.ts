@@ -18,7 +18,7 @@ export interface CacheEntry {
   lastUsed: number;
   /** Hub: "main -> 1a2b3c4 (5 files)" per revision. Conversion: where it was last loaded from. */
   source: string;
-  /** Conversion: its weight format and graph variant. */
+  /** Conversion: its weight format (with fp32's kernel: 'fp32 conv') and graph variant. */
   format?: string;
   variant?: string;
   /** Left by a killed converter or an interrupted removal: not a usable conversion, pruned always. */
@@ -50,7 +50,9 @@ export async function scanCaches(options: Pick<HubOptions, 'cacheDir'> = {}): Pr
       size: conversion.size,
       lastUsed: conversion.lastUsed,
       source: manifest?.source ?? 'unfinished or interrupted work',
-      ...(manifest ? { format: manifest.format, variant: manifest.variant } : { leftover: true }),
+      ...(manifest
+        ? { format: [manifest.format, manifest.float32Kernel].filter(Boolean).join(' '), variant: manifest.variant }
+        : { leftover: true }),
     });
   }
   return { hubCacheDir, conversionsDir: conversionsDir(), entries, totalSize: entries.reduce((sum, e) => sum + e.size, 0) };

@@ -29,8 +29,8 @@ export interface ConversionRequest {
   /** The model folder being loaded; recorded as the source, never part of the key. */
   folder: string;
   weightFiles: readonly string[];
-  /** The parsed config, the weight format, and what graph is built (head, outputs) with which version. */
-  key: { config: unknown; format: string; variant: string; graphVersion: number };
+  /** The parsed config, the weight format (and fp32's kernel), and what graph is built (head, outputs) with which version. */
+  key: { config: unknown; format: string; float32Kernel?: string; variant: string; graphVersion: number };
 }
 
 export interface Conversion {
@@ -43,6 +43,7 @@ export interface Conversion {
 /** What conversion.json records, for `gpt-neo cache ls`. */
 export interface ConversionManifest {
   format: string;
+  float32Kernel?: string;
   variant: string;
   graphVersion: number;
   /** The folder it was last loaded from (the Hub repo and commit for a Hub snapshot). */
@@ -88,8 +89,8 @@ export async function openConversion(
       if (await isFile(manifestPath)) continue;
       await removeLeftovers(id);
       await convert(folder);
-      const { format, variant, graphVersion } = request.key;
-      const manifest: ConversionManifest = { format, variant, graphVersion, source, weights };
+      const { format, float32Kernel, variant, graphVersion } = request.key;
+      const manifest: ConversionManifest = { format, float32Kernel, variant, graphVersion, source, weights };
       // Written last: a folder without its manifest is not a finished conversion.
       await writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
     } finally {

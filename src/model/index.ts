@@ -8,7 +8,7 @@ export {
   type GenerateArguments,
   GPTNeoForCausalLM,
 } from './modeling.js';
-export { checkpointParameters, LINEAR_BYTES_PER_PARAMETER, WEIGHT_FORMATS, WeightMismatchError, type WeightFormat } from './parameters.js';
+export { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, WEIGHT_FORMATS, WeightMismatchError, type WeightFormat } from './parameters.js';
 export type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';
 export { CAUSAL_LM_VARIANT, type OnnxModel, prepareOnnxModel } from './convert.js';
 export { type CachedConversion, conversionsDir, listConversions, removeConversion } from './conversion-cache.js';

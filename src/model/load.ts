@@ -17,10 +17,12 @@ export interface FromPretrainedOptions {
   /** A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors), merged into the weights at load. */
   adapter?: string;
   /**
-   * fp32 only: read the weights into process memory in 2 MiB pages (default on Linux) rather than run them
-   * memory-mapped from the converted file. Mapped weights take no private memory of their own: several processes
-   * share one copy in the page cache, and the kernel can drop them under memory pressure. The environment
-   * variable GPT_NEO_WEIGHTS_IN_MEMORY=0 (or 1) sets the default. See docs/speed.md.
+   * Run from weights in process memory (default on Linux) rather than memory-mapped from the converted file.
+   * fp32 then multiplies its blocks' linear layers as convolutions over weights ONNX Runtime reorders into its own
+   * memory, and fp32's and q8's float32 head is read into 2 MiB pages; q4's weights are always repacked. Mapped
+   * weights take no private memory of their own: several processes share one copy in the page cache, and the
+   * kernel can drop them under memory pressure. The environment variable GPT_NEO_WEIGHTS_IN_MEMORY=0 (or 1) sets
+   * the default. See docs/speed.md.
    */
   weightsInMemory?: boolean;
 }
@@ -46,12 +48,13 @@ export async function openConvertedModel(
   if (!WEIGHT_FORMATS.includes(dtype)) {
     throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
   }
-  const conversion = await prepareOnnxModel(folder, config, dtype, variant, options.adapter);
+  const inMemory = dtype !== 'q4' && (options.weightsInMemory ?? weightsInMemoryByDefault());
+  const conversion = await prepareOnnxModel(folder, config, dtype, variant, options.adapter, inMemory ? 'conv' : 'gemm');
   const { modelPath } = conversion;
   try {
-    // fp32 weights are read in place, from memory or from the memory-mapped conversion (see RuntimeOptions.prepackWeights).
+    // fp32 weights are not pre-packed: Gemm reads them in place, Conv's are reordered by a graph optimization.
     const runtimeOptions = { threads: options.threads, spinning: options.spinning, prepackWeights: dtype !== 'fp32' };
-    const runtime = await (dtype === 'fp32' && (options.weightsInMemory ?? weightsInMemoryByDefault())
+    const runtime = await (inMemory
       ? RuntimeSession.createWithWeightsInMemory(modelPath, runtimeOptions)
       : RuntimeSession.create(modelPath, runtimeOptions));
     return { config, dtype, runtime, embeddings: await EmbeddingTable.open(modelPath, IO.tokenEmbeddings), conversion };

@@ -19,6 +19,15 @@ const QUANT_BLOCK_SIZE = 32;
  */
 export const LINEAR_BYTES_PER_PARAMETER: Record<WeightFormat, number> = { fp32: 4, q8: 1, q4: 0.5 + (4 + 0.5) / QUANT_BLOCK_SIZE };
 
+/**
+ * How fp32's linear layers multiply. 'gemm': Gemm over the weights as stored, read in place by ONNX Runtime (from
+ * the memory-mapped file, or from memory a caller feeds), the form every runtime has. 'conv': 1x1 convolutions,
+ * whose constant weights ONNX Runtime's CPU provider reorders at load into its own memory for its blocked (NCHWc)
+ * kernels: batch-1 decode 1.06x (Intel) to 1.31x (AMD) Gemm's over weights in 2 MiB pages (docs/speed.md), but
+ * no sharing of one mapped copy between processes.
+ */
+export type Float32Kernel = 'gemm' | 'conv';
+
 export class WeightMismatchError extends Error {}
 
 /**
@@ -31,6 +40,7 @@ export function checkpointParameters(
   config: GPTNeoConfig,
   format: WeightFormat,
   source: string,
+  float32Kernel: Float32Kernel = 'gemm',
 ): ParameterSource {
   const registered = new Set<string>();
   const check = (name: string, shape: number[]) => {
@@ -78,13 +88,21 @@ export function checkpointParameters(
   };
   const stackedName = (linears: string[]) => linears.join('+');
 
-  const float32Linear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
+  const gemmLinear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     const weight =
       linears.length === 1
         ? tensor(weightName(linears[0]!), [N, K])
         : g.weight(`${stackedName(linears)}.weight`, 'float32', [linears.length * N, K], stackedWeight(linears, N, K, 1, (w) => w));
     // Gemm with transB reads the nn.Linear [out, in] layout as stored: no transposed copy on disk.
     return g.node('Gemm', bias ? [x, weight, bias] : [x, weight], { transB: 1 });
+  };
+  // x [T, K] as an image of K channels, T pixels high; the [N, K] weights as N filters of 1x1 (the same bytes).
+  const convLinear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
+    const stackedN = linears.length * N;
+    const weight = g.weight(`${stackedName(linears)}.conv`, 'float32', [stackedN, K, 1, 1], stackedWeight(linears, N, K, 1, (w) => w));
+    const image = g.node('Reshape', [g.node('Transpose', [x], { perm: [1, 0] }), g.constInt64([1, K, -1, 1])]);
+    const y = g.node('Conv', bias ? [image, weight, bias] : [image, weight], { kernel_shape: [1, 1] });
+    return g.node('Transpose', [g.node('Reshape', [y, g.constInt64([stackedN, -1])])], { perm: [1, 0] });
   };
 
   // q8: int8 weights per output channel and 8-bit activations per token, multiplied exactly in int32 by
@@ -148,16 +166,18 @@ export function checkpointParameters(
   };
 
   const product = (x: string, linears: string[], N: number, K: number, bias?: string) => {
-    // q8 keeps the head exact: it is the tied embedding matrix, and per-channel int8 there cost the most top-1
-    // agreement (on tiny-trained 97.9% with an 8-bit block-quantized head, 98.3% with the exact one).
-    if (format === 'q8' && linears[0] !== 'lm_head') return int8Linear(x, linears, N, K, bias);
     if (format === 'q4') return int4Linear(x, linears, N, K, bias);
-    const y = float32Linear(x, linears, N, K, bias);
-    // A q8 session repacks constant weights for its integer kernels, and would also repack this float32 head: a
-    // second copy of the tied embeddings in RAM. Declared as a graph input too (ONNX: an initializer that a
-    // caller may override), it is not a constant, so ONNX Runtime reads it in place like every fp32 weight.
-    if (format === 'q8') g.input(weightName(linears[0]!), 'float32', [N, K]);
-    return y;
+    if (linears[0] === 'lm_head') {
+      // q8 keeps the head exact too: it is the tied embedding matrix, and per-channel int8 there cost the most
+      // top-1 agreement (on tiny-trained 97.9% with an 8-bit block-quantized head, 98.3% with the exact one).
+      // Declared as a graph input too (ONNX: an initializer that a caller may override), it is not a constant:
+      // ONNX Runtime reads it in place, from the file mapping or from memory a session feeds it from, rather than
+      // repack it (a q8 session would keep a second copy of the tied embeddings) or reorder it.
+      g.input(weightName('lm_head'), 'float32', [N, K]);
+      return gemmLinear(x, linears, N, K, bias);
+    }
+    if (format === 'q8') return int8Linear(x, linears, N, K, bias);
+    return float32Kernel === 'conv' ? convLinear(x, linears, N, K, bias) : gemmLinear(x, linears, N, K, bias);
   };
 
   return {

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { InferenceRunner, OrtTensor } from './tensor.js';
 import { loadWeightsIntoMemory, type WeightsInMemory } from './weights-in-memory.js';
@@ -26,6 +27,8 @@ export interface RuntimeOptions {
    * peak RSS and no speed. The arena itself stays: without it every step was 2.5 times slower.
    */
   memoryPattern?: boolean;
+  /** Where a model given as bytes finds its external data file. */
+  externalDataFolder?: string;
 }
 
 /** An ONNX Runtime CPU session over a model file on disk (its external weights next to it), or a model in memory. */
@@ -37,13 +40,15 @@ export class RuntimeSession implements InferenceRunner {
   ) {}
 
   /**
-   * Opens the model at `modelPath` with its external weights read into process memory in 2 MiB pages and fed as
-   * inputs on every run, instead of memory-mapped from the file by ONNX Runtime (see weights-in-memory.ts).
+   * Opens the model at `modelPath` with its overridable external weights (those ONNX Runtime reads in place) read
+   * into process memory in 2 MiB pages and fed as inputs on every run, instead of memory-mapped from the file by
+   * ONNX Runtime (see weights-in-memory.ts). The other weights are read from the file as usual.
    */
   static async createWithWeightsInMemory(modelPath: string, options: RuntimeOptions = {}): Promise<RuntimeSession> {
     const weights = await loadWeightsIntoMemory(modelPath);
     try {
-      const { session } = await RuntimeSession.create(weights.model, options);
+      // Weights left external are found next to the model file, as when ONNX Runtime opens it by path.
+      const { session } = await RuntimeSession.create(weights.model, { ...options, externalDataFolder: path.dirname(modelPath) });
       return new RuntimeSession(session, weights);
     } catch (error) {
       weights.release();
@@ -69,6 +74,7 @@ export class RuntimeSession implements InferenceRunner {
         session: {
           disable_prepacking: options.prepackWeights === false ? '1' : '0',
           intra_op: { allow_spinning: options.spinning === false ? '0' : '1' },
+          ...(options.externalDataFolder && { model_external_initializers_file_folder_path: options.externalDataFolder }),
         },
       },
     };

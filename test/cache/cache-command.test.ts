@@ -74,7 +74,7 @@ describe('gpt-neo cache ls', () => {
     const listed = await cache('ls', '--json');
     expect(listed).toMatchObject({ code: 0, stderr: '' });
     const entries = (JSON.parse(listed.stdout) as { entries: Array<Omit<CacheEntry, 'lastUsed'> & { lastUsed: string }> }).entries;
-    expect(entries.map((e) => `${e.kind} ${e.format ?? e.id}`).sort()).toEqual(['conversion fp32', 'conversion q8', 'hub org/a', 'hub org/b']);
+    expect(entries.map((e) => `${e.kind} ${e.format ?? e.id}`).sort()).toEqual(['conversion fp32 conv', 'conversion q8', 'hub org/a', 'hub org/b']);
     for (const entry of entries) {
       expect(entry.size, entry.id).toBe(bytesOnDisk(entry.folder));
       expect(Date.now() - Date.parse(entry.lastUsed)).toBeLessThan(10 * 60_000);
@@ -145,7 +145,7 @@ describe('gpt-neo cache prune', () => {
     const result = await cache('prune', '--older-than', '30d');
 
     expect(result).toMatchObject({ code: 0, stderr: '' });
-    expect((await listing()).map((e) => e.format ?? e.id).sort()).toEqual(['fp32', 'org/new']);
+    expect((await listing()).map((e) => e.format ?? e.id).sort()).toEqual(['fp32 conv', 'org/new']);
   });
 
   it('--max-size removes the least recently used first until the rest fits', async () => {
@@ -154,7 +154,7 @@ describe('gpt-neo cache prune', () => {
     await convert(fixture('tiny-random'), 'q8');
     await convert(fixture('tiny-random'), 'q4');
     const entries = await listing();
-    const age: Record<string, number> = { fp32: 3, 'org/a': 2, q8: 4, q4: 1 };
+    const age: Record<string, number> = { 'fp32 conv': 3, 'org/a': 2, q8: 4, q4: 1 };
     for (const entry of entries) await lastUsedDaysAgo(entry, age[entry.format ?? entry.id]!);
     const size = (name: string) => entries.find((e) => (e.format ?? e.id) === name)!.size;
     // Room for the two most recent (q4, org/a) and not a byte more: q8 (oldest) and then fp32 must go.
@@ -167,7 +167,7 @@ describe('gpt-neo cache prune', () => {
 
     const id = (name: string) => entries.find((e) => (e.format ?? e.id) === name)!.id;
     expect(result.stdout.split('\n').filter((l) => /^removed (Hub|conversion)/.test(l)).map((l) => l.split(' ')[2]))
-      .toEqual([id('q8'), id('fp32')]);
+      .toEqual([id('q8'), id('fp32 conv')]);
     expect((await listing()).map((e) => e.format ?? e.id).sort()).toEqual(['org/a', 'q4']);
   });
 

@@ -1,4 +1,5 @@
-// fp32 weights read into process memory (2 MiB pages) and fed as graph inputs, against the memory-mapped file.
+// Weights in process memory (fp32's block weights reordered by ONNX Runtime for its convolutions, the float32 head
+// in 2 MiB pages fed as a graph input) against fp32's Gemm over the memory-mapped file.
 import { copyFileSync, mkdtempSync, readFileSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { loadConfig } from '../../src/model/config.js';
 import { type OnnxModel, prepareOnnxModel } from '../../src/model/convert.js';
 import { GPTNeoForCausalLM } from '../../src/model/index.js';
 import { loadWeightsIntoMemory } from '../../src/runtime/weights-in-memory.js';
-import { fixture, readReference } from '../helpers/fixtures.js';
+import { fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 import { vmFlagsAt } from '../helpers/memory.js';
 
 const { onnx } = onnxProto;
@@ -17,13 +18,13 @@ const { onnx } = onnxProto;
 describe('fp32 weights in memory', () => {
   let conversion: OnnxModel;
   beforeAll(async () => {
-    conversion = await prepareOnnxModel(fixture('tiny-random'), await loadConfig(fixture('tiny-random')), 'fp32');
+    conversion = await prepareOnnxModel(fixture('tiny-random'), await loadConfig(fixture('tiny-random')), 'fp32', 'causal-lm', undefined, 'conv');
   });
   afterAll(async () => {
     await conversion.release();
   });
 
-  it('decodes exactly as the memory-mapped weights do, prompt and cached steps', async () => {
+  it('decodes as the memory-mapped weights do, prompt and cached steps', async () => {
     const ids: number[][] = readReference('tiny-random').forward.at(-1).input_ids;
     const decode = async (weightsInMemory: boolean) => {
       const model = await GPTNeoForCausalLM.from_pretrained(fixture('tiny-random'), { weightsInMemory });
@@ -33,18 +34,24 @@ describe('fp32 weights in memory', () => {
       await model.dispose();
       return steps.map((step) => Array.from(step.data));
     };
-    const inMemory = await decode(true);
-    expect(inMemory).toEqual(await decode(false));
+    const [inMemory, mapped] = [await decode(true), await decode(false)];
+    expect(inMemory).toHaveLength(mapped.length);
+    // Convolution and Gemm kernels sum in different orders: equal to float32 rounding, far inside the 1e-4 parity bound.
+    inMemory.forEach((step, i) => expect(maxAbsDiff(step, mapped[i]!)).toBeLessThan(1e-5));
   });
 
-  it('turns every external weight into a graph input whose tensor holds the bytes of the weights file', async () => {
+  it('feeds the float32 head from memory holding the bytes of the weights file, and leaves the other weights external', async () => {
     const weights = await loadWeightsIntoMemory(conversion.modelPath);
     try {
       const original = onnx.ModelProto.decode(readFileSync(conversion.modelPath)).graph!;
       const rewritten = onnx.ModelProto.decode(weights.model).graph!;
-      const external = original.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
-      expect(external.length).toBeGreaterThan(10);
-      expect(rewritten.initializer!.some((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)).toBe(false);
+      const isExternal = (t: { dataLocation?: number | null }) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+      const external = original.initializer!.filter((t) => isExternal(t) && original.input!.some((i) => i.name === t.name));
+      expect(external.map((t) => t.name)).toEqual(['transformer.wte.weight']);
+      expect(Object.keys(weights.feeds)).toEqual(['transformer.wte.weight']);
+      const left = original.initializer!.filter((t) => isExternal(t) && t.name !== 'transformer.wte.weight').map((t) => t.name);
+      expect(left.length).toBeGreaterThan(10);
+      expect(rewritten.initializer!.filter(isExternal).map((t) => t.name)).toEqual(left);
       const file = readFileSync(path.join(path.dirname(conversion.modelPath), 'weights.bin'));
       for (const tensor of external) {
         const input = rewritten.input!.find((i) => i.name === tensor.name)!;
