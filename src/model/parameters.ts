@@ -168,8 +168,9 @@ export function checkpointParameters(
   const product = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     if (format === 'q4') return int4Linear(x, linears, N, K, bias);
     if (linears[0] === 'lm_head') {
-      // q8 keeps the head exact too: it is the tied embedding matrix, and per-channel int8 there cost the most
-      // top-1 agreement (on tiny-trained 97.9% with an 8-bit block-quantized head, 98.3% with the exact one).
+      // q8 keeps the head exact too: it is the tied embedding matrix, and int8 there cost the most top-1 agreement
+      // (on tiny-trained 97.6% per channel, 98.3% exact); it is the 8-bit activations that cost it: near-exact
+      // int8 weights (a second plane for the residual) still gave 97.9% (docs/speed.md).
       // Declared as a graph input too (ONNX: an initializer that a caller may override), it is not a constant:
       // ONNX Runtime reads it in place, from the file mapping or from memory a session feeds it from, rather than
       // repack it (a q8 session would keep a second copy of the tied embeddings) or reorder it.
