@@ -88,18 +88,20 @@ export function checkpointParameters(
   };
   const stackedName = (linears: string[]) => linears.join('+');
 
+  /** The layers' float32 weights stacked as they are, under `suffix`, in the shape `dims` (the same bytes). */
+  const stackedFloat32 = (linears: string[], N: number, K: number, suffix: string, dims: number[]) =>
+    g.weight(`${stackedName(linears)}.${suffix}`, 'float32', dims, stackedWeight(linears, N, K, 1, (w) => w));
+
   const gemmLinear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     const weight =
-      linears.length === 1
-        ? tensor(weightName(linears[0]!), [N, K])
-        : g.weight(`${stackedName(linears)}.weight`, 'float32', [linears.length * N, K], stackedWeight(linears, N, K, 1, (w) => w));
+      linears.length === 1 ? tensor(weightName(linears[0]!), [N, K]) : stackedFloat32(linears, N, K, 'weight', [linears.length * N, K]);
     // Gemm with transB reads the nn.Linear [out, in] layout as stored: no transposed copy on disk.
     return g.node('Gemm', bias ? [x, weight, bias] : [x, weight], { transB: 1 });
   };
   // x [T, K] as an image of K channels, T pixels high; the [N, K] weights as N filters of 1x1 (the same bytes).
   const convLinear = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     const stackedN = linears.length * N;
-    const weight = g.weight(`${stackedName(linears)}.conv`, 'float32', [stackedN, K, 1, 1], stackedWeight(linears, N, K, 1, (w) => w));
+    const weight = stackedFloat32(linears, N, K, 'conv', [stackedN, K, 1, 1]);
     const image = g.node('Reshape', [g.node('Transpose', [x], { perm: [1, 0] }), g.constInt64([1, K, -1, 1])]);
     const y = g.node('Conv', bias ? [image, weight, bias] : [image, weight], { kernel_shape: [1, 1] });
     return g.node('Transpose', [g.node('Reshape', [y, g.constInt64([stackedN, -1])])], { perm: [1, 0] });

@@ -20,8 +20,8 @@ const { onnx } = onnxProto;
 interface ExternalWeight {
   name: string;
   dims: number[];
-  offset: number;
-  length: number;
+  /** Where its bytes are in the data file and go in the region. */
+  range: FileRange;
 }
 
 /** A model whose overridable external weights became plain graph inputs, over one anonymous memory region. */
@@ -46,12 +46,14 @@ const WEIGHT_ALIGNMENT = 4096;
  * RuntimeSession.createWithWeightsInMemory).
  */
 export async function loadWeightsIntoMemory(modelPath: string): Promise<WeightsInMemory> {
-  const model = onnx.ModelProto.decode(await readFile(modelPath));
+  const bytes = await readFile(modelPath);
+  const model = onnx.ModelProto.decode(bytes);
   const graph = model.graph;
   if (!graph) throw new Error(`${modelPath}: the ONNX model has no graph`);
   const inputs = new Set((graph.input ?? []).map((input) => input.name));
   const external: ExternalWeight[] = [];
   let dataFile: string | undefined;
+  let regionBytes = 0;
   for (const initializer of graph.initializer ?? []) {
     const data = externalDataOf(initializer);
     if (!data || !inputs.has(initializer.name)) continue;
@@ -60,22 +62,19 @@ export async function loadWeightsIntoMemory(modelPath: string): Promise<WeightsI
       throw new Error(`${modelPath}: weight '${initializer.name}' is not a float32 tensor in the model's one external data file`);
     }
     dataFile = data.location;
-    external.push({ name: initializer.name ?? '', dims: (initializer.dims ?? []).map(Number), offset: data.offset, length: data.length });
+    const range = { fileOffset: data.offset, regionOffset: regionBytes, length: data.length };
+    external.push({ name: initializer.name ?? '', dims: (initializer.dims ?? []).map(Number), range });
+    regionBytes = Math.ceil((regionBytes + data.length) / WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT;
   }
-  if (!dataFile) return { model: onnx.ModelProto.encode(model).finish(), feeds: {}, bytes: 0, release: () => {} };
+  // A graph with no float32 head (a task head's variant) runs as it is.
+  if (!dataFile) return { model: bytes, feeds: {}, bytes: 0, release: () => {} };
 
-  const ranges: FileRange[] = [];
-  let regionBytes = 0;
-  for (const weight of external) {
-    ranges.push({ fileOffset: weight.offset, regionOffset: regionBytes, length: weight.length });
-    regionBytes = Math.ceil((regionBytes + weight.length) / WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT;
-  }
   const dataPath = path.join(path.dirname(modelPath), dataFile);
   const region = HugePageRegion.allocate(regionBytes, dataPath);
   try {
-    await region.fill(dataPath, ranges);
+    await region.fill(dataPath, external.map((w) => w.range));
     const feeds = Object.fromEntries(
-      external.map((w, i) => [w.name, new OrtTensor('float32', new Float32Array(region.view(ranges[i]!.regionOffset, w.length)), w.dims)]),
+      external.map((w) => [w.name, new OrtTensor('float32', new Float32Array(region.view(w.range.regionOffset, w.range.length)), w.dims)]),
     );
     const moved = new Set(external.map((w) => w.name));
     graph.initializer = (graph.initializer ?? []).filter((t) => !moved.has(t.name ?? ''));
