@@ -19,7 +19,7 @@ export interface FromPretrainedOptions {
   /**
    * Run from weights in process memory (default on Linux) rather than memory-mapped from the converted file.
    * fp32 then multiplies its blocks' linear layers as convolutions over weights ONNX Runtime reorders into its own
-   * memory, and fp32's and q8's float32 head is read into 2 MiB pages; q4's weights are always repacked. Mapped
+   * memory, and its float32 head is read into 2 MiB pages; q8's and q4's weights are always repacked. Mapped
    * weights take no private memory of their own: several processes share one copy in the page cache, and the
    * kernel can drop them under memory pressure. The environment variable GPT_NEO_WEIGHTS_IN_MEMORY=0 (or 1) sets
    * the default. See docs/speed.md.
@@ -48,7 +48,7 @@ export async function openConvertedModel(
   if (!WEIGHT_FORMATS.includes(dtype)) {
     throw new InputError(`dtype '${dtype}' is not supported (choose one of ${WEIGHT_FORMATS.join(', ')})`);
   }
-  const inMemory = dtype !== 'q4' && (options.weightsInMemory ?? weightsInMemoryByDefault());
+  const inMemory = dtype === 'fp32' && (options.weightsInMemory ?? weightsInMemoryByDefault());
   const conversion = await prepareOnnxModel(folder, config, dtype, variant, options.adapter, inMemory ? 'conv' : 'gemm');
   const { modelPath } = conversion;
   try {

@@ -12,6 +12,7 @@ import { type BlockQuantized, type ChannelQuantized, quantizeBlockwise, quantize
 export type WeightFormat = 'fp32' | 'q8' | 'q4';
 export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'q8', 'q4'];
 const QUANT_BLOCK_SIZE = 32;
+const HEAD_CANDIDATES = 64;
 
 /**
  * Bytes one parameter of a linear layer takes in each format: its code plus its share of the scales (float32)
@@ -167,15 +168,26 @@ export function checkpointParameters(
     return g.node('MatMulNBits', inputs, attributes, { domain: 'com.microsoft' });
   };
 
+  // q8's head: int8 logits over the whole vocabulary, then the HEAD_CANDIDATES highest recomputed exactly from
+  // the float32 rows. Top-1 agreement is lost to the 8-bit activations, not the weights (on tiny-trained an int8
+  // head agreed on 97.6% of top-1 tokens, near-exact int8 weights on 97.9%, the float32 head on 98.3%), and the
+  // float32 head read whole was 16% of a token's bytes. Reading 64 of its rows keeps the exact head's choices
+  // wherever its choice is among the int8 head's 64 best, and top-k sampling's default 50 within them.
+  const rescoredHead = (x: string, N: number, K: number) => {
+    const approximate = int8Linear(x, ['lm_head'], N, K);
+    const [, candidates] = g.nodeOutputs('TopK', [approximate, g.constInt64([Math.min(HEAD_CANDIDATES, N)])], 2, { axis: -1 });
+    const rows = g.node('Gather', [tensor(weightName('lm_head'), [N, K]), candidates!], { axis: 0 });
+    const exact = g.node('MatMul', [rows, g.node('Unsqueeze', [x, g.constInt64([-1])])]);
+    return g.node('ScatterElements', [approximate, candidates!, g.node('Squeeze', [exact, g.constInt64([-1])])], { axis: -1 });
+  };
+
   const product = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     if (format === 'q4') return int4Linear(x, linears, N, K, bias);
+    if (linears[0] === 'lm_head' && format === 'q8') return rescoredHead(x, N, K);
     if (linears[0] === 'lm_head') {
-      // q8 keeps the head exact too: it is the tied embedding matrix, and int8 there cost the most top-1 agreement
-      // (on tiny-trained 97.6% per channel, 98.3% exact); it is the 8-bit activations that cost it: near-exact
-      // int8 weights (a second plane for the residual) still gave 97.9% (docs/speed.md).
-      // Declared as a graph input too (ONNX: an initializer that a caller may override), it is not a constant:
-      // ONNX Runtime reads it in place, from the file mapping or from memory a session feeds it from, rather than
-      // repack it (a q8 session would keep a second copy of the tied embeddings) or reorder it.
+      // Declared as a graph input too (ONNX: an initializer that a caller may override), the float32 head is not a
+      // constant: ONNX Runtime reads it in place, from the file mapping or from memory a session feeds it from,
+      // rather than reorder it.
       g.input(weightName('lm_head'), 'float32', [N, K]);
       return gemmLinear(x, linears, N, K, bias);
     }

@@ -66,7 +66,7 @@ export class RuntimeSession implements InferenceRunner {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
-      // Errors only: ONNX Runtime warns about overridable initializers, which the q8 head is on purpose.
+      // Errors only: ONNX Runtime warns about overridable initializers, which fp32's head is on purpose.
       logSeverityLevel: 3,
       enableMemPattern: options.memoryPattern !== false,
       // Session config entries (onnxruntime_session_options_config_keys.h), passed as strings.

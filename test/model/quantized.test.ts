@@ -1,6 +1,7 @@
 // 8- and 4-bit weights: quality against fp32 on the trained model, and cache consistency at the same dtype.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GPTNeoForCausalLM, type WeightFormat } from '../../src/model/index.js';
+import { openCheckpoint } from '../../src/weights/index.js';
 import { dequantizeBlockwise, quantizeBlockwise, quantizePerChannel } from '../../src/model/quantize.js';
 import { argmax, fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 
@@ -122,5 +123,33 @@ describe.each(['q8', 'q4'] as WeightFormat[])('%s weights on tiny-trained', (dty
     // The sequence is longer than the local window (32), so the local layers' ring buffer wraps too.
     expect(exactSteps).toBeGreaterThanOrEqual((ids.length - 4) * 0.75);
     session.dispose();
+  });
+});
+
+describe('q8 head on tiny-trained', () => {
+  it('recomputes the 64 best tokens of the int8 head with the float32 head and keeps its top-1', async () => {
+    const model = await GPTNeoForCausalLM.from_pretrained(fixture('tiny-trained'), { dtype: 'q8' });
+    const checkpoint = await openCheckpoint(fixture('tiny-trained'));
+    const wte = await checkpoint.readFloat32('transformer.wte.weight');
+    const window: number[] = ref.valid.input_ids.slice(0, 32);
+    const { logits, hidden_states } = await model.forward({ input_ids: [window], output_hidden_states: true });
+    await model.dispose();
+    const [, T, V] = logits.dims as [number, number, number];
+    const last = hidden_states!.at(-1)!;
+    const C = last.dims[2]!;
+    let approximate = 0;
+    for (let t = 0; t < T; t++) {
+      const h = last.data.subarray(t * C, (t + 1) * C);
+      const exact = Float32Array.from({ length: V }, (_, v) => h.reduce((sum, x, c) => sum + x * wte[v * C + c]!, 0));
+      const row = logits.data.subarray(t * V, (t + 1) * V);
+      const rescored = row.filter((logit, v) => Math.abs(logit - exact[v]!) < 1e-4).length;
+      expect(rescored).toBeGreaterThanOrEqual(64);
+      approximate += V - rescored;
+      const top1 = argmax(row);
+      expect(top1).toBe(argmax(exact));
+      expect(Math.abs(row[top1]! - exact[top1]!)).toBeLessThan(1e-4);
+    }
+    // The rest of the vocabulary keeps the int8 head's logits: only 64 rows of the float32 head are read.
+    expect(approximate).toBeGreaterThan((T * (V - 64)) / 2);
   });
 });
