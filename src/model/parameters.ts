@@ -5,8 +5,8 @@ import type { ParameterSource } from './gpt-neo.js';
 import { type BlockQuantized, type ChannelQuantized, quantizeBlockwise, quantizePerChannel } from './quantize.js';
 
 /**
- * fp32: weights as float32. q8: the blocks' linear layers in int8 per output channel, activations in 8 bits per
- * token; the tied head stays exact. q4: every linear layer and the head in 4 bits per block of 32.
+ * fp32: weights as float32. q8: every linear layer in int8 per output channel, activations in 8 bits per token,
+ * the head's best candidates recomputed in float32. q4: every linear layer and the head in 4 bits per block of 32.
  * Embeddings and LayerNorms stay exact in every format.
  */
 export type WeightFormat = 'fp32' | 'q8' | 'q4';
@@ -171,8 +171,8 @@ export function checkpointParameters(
   // q8's head: int8 logits over the whole vocabulary, then the HEAD_CANDIDATES highest recomputed exactly from
   // the float32 rows. Top-1 agreement is lost to the 8-bit activations, not the weights (on tiny-trained an int8
   // head agreed on 97.6% of top-1 tokens, near-exact int8 weights on 97.9%, the float32 head on 98.3%), and the
-  // float32 head read whole was 16% of a token's bytes. Reading 64 of its rows keeps the exact head's choices
-  // wherever its choice is among the int8 head's 64 best, and top-k sampling's default 50 within them.
+  // float32 head read whole was 16% of a token's bytes. Reading 64 of its rows keeps the exact head's choice
+  // wherever it is among the int8 head's 64 best; the rest of the vocabulary keeps int8 logits.
   const rescoredHead = (x: string, N: number, K: number) => {
     const approximate = int8Linear(x, ['lm_head'], N, K);
     const [, candidates] = g.nodeOutputs('TopK', [approximate, g.constInt64([Math.min(HEAD_CANDIDATES, N)])], 2, { axis: -1 });

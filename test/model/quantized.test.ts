@@ -131,6 +131,7 @@ describe('q8 head on tiny-trained', () => {
     const model = await GPTNeoForCausalLM.from_pretrained(fixture('tiny-trained'), { dtype: 'q8' });
     const checkpoint = await openCheckpoint(fixture('tiny-trained'));
     const wte = await checkpoint.readFloat32('transformer.wte.weight');
+    await checkpoint.close();
     const window: number[] = ref.valid.input_ids.slice(0, 32);
     const { logits, hidden_states } = await model.forward({ input_ids: [window], output_hidden_states: true });
     await model.dispose();
