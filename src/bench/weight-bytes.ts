@@ -8,7 +8,7 @@ export function weightBytes(config: GPTNeoConfig, dtype: WeightFormat): { perTok
   const { hidden_size: C, intermediate_size: I, num_layers: L, vocab_size: V, max_position_embeddings: P } = config;
   const blockParams = L * (4 * C * C + 2 * C * I);
   const headParams = V * C;
-  // q8 and q4 also read 64 float32 rows of the head per token (0.5 MB for the 1.3B), left out here.
+  // q8 also reads 64 float32 rows of the head per token (0.5 MB for the 1.3B), left out here.
   const perToken = LINEAR_BYTES_PER_PARAMETER[dtype] * (blockParams + headParams);
   // Plus the position embeddings, and for q8 and q4 the float32 token embeddings next to the quantized head.
   return { perToken, total: perToken + 4 * P * C + (dtype === 'fp32' ? 0 : 4 * headParams) };

@@ -18,7 +18,7 @@ export interface ParameterSource {
 }
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
-export const GRAPH_FORMAT_VERSION = 10;
+export const GRAPH_FORMAT_VERSION = 9;
 
 /** Graph inputs and outputs, named once here and used by the runtime. */
 export const IO = {

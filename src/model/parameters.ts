@@ -5,8 +5,8 @@ import type { ParameterSource } from './gpt-neo.js';
 import { type BlockQuantized, type ChannelQuantized, quantizeBlockwise, quantizePerChannel } from './quantize.js';
 
 /**
- * fp32: weights as float32. q8: every linear layer in int8 per output channel, activations in 8 bits per token.
- * q4: every linear layer in 4 bits per block of 32. In both, the head's 64 best tokens are recomputed in float32.
+ * fp32: weights as float32. q8: every linear layer in int8 per output channel, activations in 8 bits per token,
+ * the head's best candidates recomputed in float32. q4: every linear layer and the head in 4 bits per block of 32.
  * Embeddings and LayerNorms stay exact in every format.
  */
 export type WeightFormat = 'fp32' | 'q8' | 'q4';
@@ -168,14 +168,13 @@ export function checkpointParameters(
     return g.node('MatMulNBits', inputs, attributes, { domain: 'com.microsoft' });
   };
 
-  // The quantized head: its logits over the whole vocabulary, then the HEAD_CANDIDATES highest recomputed exactly
-  // from the float32 rows. For q8 top-1 agreement is lost to the 8-bit activations, not the weights (on
-  // tiny-trained an int8 head agreed on 97.6% of top-1 tokens, near-exact int8 weights on 97.9%, the float32 head
-  // on 98.3%), and the float32 head read whole was 16% of a token's bytes. q4 agreed on 81% with its 4-bit head
-  // alone, on 90% with the candidates recomputed. Reading 64 rows keeps the float32 head's choice wherever it is
-  // among the quantized head's 64 best; the rest of the vocabulary keeps quantized logits.
+  // q8's head: int8 logits over the whole vocabulary, then the HEAD_CANDIDATES highest recomputed exactly from
+  // the float32 rows. Top-1 agreement is lost to the 8-bit activations, not the weights (on tiny-trained an int8
+  // head agreed on 97.6% of top-1 tokens, near-exact int8 weights on 97.9%, the float32 head on 98.3%), and the
+  // float32 head read whole was 16% of a token's bytes. Reading 64 of its rows keeps the exact head's choice
+  // wherever it is among the int8 head's 64 best; the rest of the vocabulary keeps int8 logits.
   const rescoredHead = (x: string, N: number, K: number) => {
-    const approximate = format === 'q4' ? int4Linear(x, ['lm_head'], N, K) : int8Linear(x, ['lm_head'], N, K);
+    const approximate = int8Linear(x, ['lm_head'], N, K);
     const [, candidates] = g.nodeOutputs('TopK', [approximate, g.constInt64([Math.min(HEAD_CANDIDATES, N)])], 2, { axis: -1 });
     const rows = g.node('Gather', [tensor(weightName('lm_head'), [N, K]), candidates!], { axis: 0 });
     const exact = g.node('MatMul', [rows, g.node('Unsqueeze', [x, g.constInt64([-1])])]);
@@ -183,8 +182,8 @@ export function checkpointParameters(
   };
 
   const product = (x: string, linears: string[], N: number, K: number, bias?: string) => {
-    if (linears[0] === 'lm_head' && format !== 'fp32') return rescoredHead(x, N, K);
     if (format === 'q4') return int4Linear(x, linears, N, K, bias);
+    if (linears[0] === 'lm_head' && format === 'q8') return rescoredHead(x, N, K);
     if (linears[0] === 'lm_head') {
       // Declared as a graph input too (ONNX: an initializer that a caller may override), the float32 head is not a
       // constant: ONNX Runtime reads it in place, from the file mapping or from memory a session feeds it from,
