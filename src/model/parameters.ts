@@ -183,9 +183,9 @@ export function checkpointParameters(
 
   const product = (x: string, linears: string[], N: number, K: number, bias?: string) => {
     if (format === 'q4') return int4Linear(x, linears, N, K, bias);
-    if (linears[0] === 'lm_head' && format === 'q8') return rescoredHead(x, N, K);
     if (linears[0] === 'lm_head') {
-      // Declared as a graph input too (ONNX: an initializer that a caller may override), the float32 head is not a
+      if (format === 'q8') return rescoredHead(x, N, K);
+      // fp32's head, declared as a graph input too (ONNX: an initializer that a caller may override), is not a
       // constant: ONNX Runtime reads it in place, from the file mapping or from memory a session feeds it from,
       // rather than reorder it.
       g.input(weightName('lm_head'), 'float32', [N, K]);
