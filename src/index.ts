@@ -1,30 +1,7 @@
 export { AutoTokenizer, GPT2Tokenizer, TokenizerError } from './tokenizer/index.js';
-export {
-  ConfigError,
-  type DecoderSession,
-  type Float32Tensor,
-  type ForwardInput,
-  type FromPretrainedOptions,
-  type GenerateArguments,
-  type GPTNeoConfig,
-  GPTNeoForCausalLM,
-  GPTNeoForQuestionAnswering,
-  GPTNeoForSequenceClassification,
-  GPTNeoForTokenClassification,
-  GPTNeoModel,
-  AutoModel,
-  type GPTNeoAnyModel,
-  type BaseModelOutput,
-  type HiddenStatesInput,
-  type QuestionAnsweringOutput,
-  type SequenceClassifierOutput,
-  type TokenClassifierOutput,
-  InputError,
-  type LogitsOutput,
-  WEIGHT_FORMATS,
-  type WeightFormat,
-  WeightMismatchError,
-} from './model/index.js';
+export { ConfigError, type DecoderSession, type Float32Tensor, type ForwardInput, type GPTNeoConfig, InputError, type LogitsOutput } from './model/index.js';
+export { type FromPretrainedOptions, WEIGHT_FORMATS, type WeightFormat, WeightMismatchError } from './convert/index.js';
+export { type GenerateArguments, GPTNeoForCausalLM, GPTNeoForQuestionAnswering, GPTNeoForSequenceClassification, GPTNeoForTokenClassification, GPTNeoModel, AutoModel, type GPTNeoAnyModel, type BaseModelOutput, type HiddenStatesInput, type QuestionAnsweringOutput, type SequenceClassifierOutput, type TokenClassifierOutput } from './modeling/index.js';
 export {
   GenerationError,
   type GenerationConfig,

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startDemoServer } from '../cli/demo.js';
-import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../model/index.js';
+import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../convert/index.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { OrtTensor, RuntimeSession } from '../runtime/session.js';
 import { launchChromium } from './chromium.js';

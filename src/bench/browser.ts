@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { startDemoServer } from '../cli/demo.js';
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { GPTNeoForCausalLM } from '../modeling/index.js';
+import { type WeightFormat } from '../convert/index.js';
 import { launchChromium } from './chromium.js';
 import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from './random-checkpoint.js';
 

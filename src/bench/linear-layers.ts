@@ -1,4 +1,5 @@
-import { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, parseConfig, type WeightFormat } from '../model/index.js';
+import { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../convert/index.js';
+import { parseConfig } from '../model/index.js';
 import { GraphBuilder } from '../onnx/graph.js';
 import { OrtTensor } from '../runtime/session.js';
 import type { Checkpoint, TensorInfo } from '../weights/index.js';

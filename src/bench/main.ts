@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
-import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 import { measureReadBandwidth } from './bandwidth.js';
 import { measureLinearLayers } from './linear-layers.js';
 import { openLlamaCppPeer } from './llamacpp-peer.js';

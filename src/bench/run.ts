@@ -1,6 +1,7 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
 import { readFileSync } from 'node:fs';
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { GPTNeoForCausalLM } from '../modeling/index.js';
+import { type WeightFormat } from '../convert/index.js';
 import { weightBytes } from './weight-bytes.js';
 
 export interface RunReport {

@@ -4,7 +4,8 @@
 import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { GPTNeoForCausalLM } from '../modeling/index.js';
+import { type WeightFormat } from '../convert/index.js';
 import { createServer } from '../serve/index.js';
 import { weightBytes } from './weight-bytes.js';
 
@@ -44,9 +45,9 @@ await model.generate({ input_ids: [prompt(16, 0)], max_new_tokens: 2 }); // warm
 let started = performance.now();
 await model.generate({ input_ids: [prompt(16, 1)], max_new_tokens: NEW_TOKENS, eos_token_id: null });
 const generateTokensPerSecond = NEW_TOKENS / ((performance.now() - started) / 1000);
-const pool = model.createSlotPool(MAX_BATCH);
-const slots = Array.from({ length: MAX_BATCH }, () => pool.acquire(16 + NEW_TOKENS)!);
-for (const [i, slot] of slots.entries()) await pool.forward([{ slot, tokens: prompt(16, 20 + i) }]);
+const cache = model.createKVCache(MAX_BATCH);
+const rows = Array.from({ length: MAX_BATCH }, () => cache.acquire(16 + NEW_TOKENS)!);
+for (const [i, row] of rows.entries()) await cache.forward([{ row, tokens: prompt(16, 20 + i) }]);
 const stepSeconds = { one: Infinity, eight: Infinity };
 const timed = async (run: () => Promise<unknown>) => {
   const start = performance.now();
@@ -54,8 +55,8 @@ const timed = async (run: () => Promise<unknown>) => {
   return (performance.now() - start) / 1000;
 };
 for (let round = 0; round < 12; round++) {
-  stepSeconds.one = Math.min(stepSeconds.one, await timed(() => pool.forward([{ slot: slots[0]!, tokens: [11] }])));
-  stepSeconds.eight = Math.min(stepSeconds.eight, await timed(() => pool.forward(slots.map((slot) => ({ slot, tokens: [11] })))));
+  stepSeconds.one = Math.min(stepSeconds.one, await timed(() => cache.forward([{ row: rows[0]!, tokens: [11] }])));
+  stepSeconds.eight = Math.min(stepSeconds.eight, await timed(() => cache.forward(rows.map((row) => ({ row, tokens: [11] })))));
 }
 const { hidden_size: C, max_position_embeddings: P, attention_layers, window_size } = model.config;
 // Keys and values in float32 for every slot of a full context (local layers: their window).

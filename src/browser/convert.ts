@@ -1,8 +1,8 @@
 /// <reference lib="dom" />
 import { type GPTNeoConfig, loadConfig } from '../model/config.js';
-import { locateExternalMatrix } from '../model/embeddings.js';
+import { locateExternalMatrix } from '../convert/embeddings.js';
 import { buildGPTNeoGraph, GRAPH_FORMAT_VERSION, type GraphOptions, IO } from '../model/gpt-neo.js';
-import { checkpointParameters, type WeightFormat } from '../model/parameters.js';
+import { checkpointParameters, type WeightFormat } from '../convert/parameters.js';
 import { GraphBuilder } from '../onnx/graph.js';
 import { serializeOnnxModel, weightsFileSize } from '../onnx/write.js';
 import { baseName, type ModelFiles } from '../util/model-files.js';

@@ -8,7 +8,7 @@
 import { resolveUrl } from '../hub/http.js';
 import { assertRepoId } from '../hub/resolve.js';
 import { DEFAULT_ENDPOINT } from '../hub/settings.js';
-import type { GPTNeoForCausalLM as GPTNeoModel } from '../model/modeling.js';
+import type { GPTNeoForCausalLM as GPTNeoModel } from '../modeling/causal-lm.js';
 import { textGenerationPipeline, type TextGenerationPipeline } from '../pipeline/index.js';
 import { AutoTokenizer as FilesTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
 import { ModelFetchError, modelFiles, type ModelSource } from './files.js';
@@ -80,4 +80,4 @@ export { webGpuAvailable, type BrowserDevice } from './runtime.js';
 export { TextIteratorStreamer, TextStreamer, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
 export type { TextGenerationOptions, TextGenerationOutput, TextGenerationPipeline } from '../pipeline/index.js';
 export type { GPT2Tokenizer } from '../tokenizer/index.js';
-export { WEIGHT_FORMATS, type WeightFormat } from '../model/parameters.js';
+export { WEIGHT_FORMATS, type WeightFormat } from '../convert/parameters.js';

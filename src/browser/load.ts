@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
-import type { TokenEmbeddings } from '../model/embeddings.js';
-import { GPTNeoForCausalLM } from '../model/modeling.js';
-import { WEIGHT_FORMATS, type WeightFormat } from '../model/parameters.js';
+import type { TokenEmbeddings } from '../model/types.js';
+import { GPTNeoForCausalLM } from '../modeling/causal-lm.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../convert/parameters.js';
 import type { ConversionStage, ConvertedModel } from './convert.js';
 import type { ModelSource } from './files.js';
 import { type BrowserRuntimeOptions, createBrowserSession } from './runtime.js';

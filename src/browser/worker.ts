@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import type { WeightFormat } from '../model/parameters.js';
+import type { WeightFormat } from '../convert/parameters.js';
 import { type ConversionStage, convertCheckpoint, type ConvertedModel } from './convert.js';
 import { modelFiles, type ModelSource } from './files.js';
 

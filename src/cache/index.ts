@@ -1,5 +1,5 @@
 import { removeHubRepo, resolveSettings, scanHubCache, type HubOptions } from '../hub/index.js';
-import { conversionsDir, listConversions, removeConversion } from '../model/index.js';
+import { conversionsDir, listConversions, removeConversion } from '../convert/index.js';
 import { evictLeastRecentlyUsed } from '../util/cache-size.js';
 
 /**

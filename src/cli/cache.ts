@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { findEntries, pruneCaches, removeEntry, scanCaches, type CacheEntry, type CacheReport } from '../cache/index.js';
-import { CAUSAL_LM_VARIANT } from '../model/index.js';
+import { CAUSAL_LM_VARIANT } from '../convert/index.js';
 import { parseAge, parseSize } from '../util/cache-size.js';
 import { formatBytes } from '../util/progress.js';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import sirv from 'sirv';
 import { assertRepoId } from '../hub/resolve.js';
-import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 
 /** The browser build in dist/web (`npm run build` writes it; the same path from src/cli and dist/cli): library, conversion worker, demo page, ONNX Runtime's WebAssembly. */
 export const WEB_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));

@@ -2,7 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultEvalDataDir, evaluate, formatResultsTable, TASK_NAMES } from '../eval/index.js';
 import { resolveModelFolder } from '../hub/index.js';
-import { GPTNeoForCausalLM, WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
+import { GPTNeoForCausalLM } from '../modeling/index.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 import { AutoTokenizer } from '../tokenizer/index.js';
 import { hubOptions, hubOptionsFrom, integer } from './options.js';
 

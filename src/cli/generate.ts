@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { GenerationConfig } from '../generation/index.js';
-import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 import { pipeline, type TextGenerationOptions } from '../pipeline/index.js';
 import { hubOptions, hubOptionsFrom, integer, number, readStdin } from './options.js';
 

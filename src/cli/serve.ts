@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { WEIGHT_FORMATS, type WeightFormat } from '../model/index.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 import { createServer } from '../serve/index.js';
 import { hubOptions, hubOptionsFrom, integer } from './options.js';
 

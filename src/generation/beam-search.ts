@@ -31,7 +31,7 @@ import { fillToken, type ResolvedGenerationConfig } from './config.js';
 import { DecodingBatch, type PromptBatch } from './batch.js';
 import { applyProcessors, buildLogitsProcessors, buildLogitsWarpers } from './logits-process.js';
 import { createRandom, logSoftmax, sampleIndex, softmax, type RandomSource } from './sampling.js';
-import type { StopStringMatcher } from './stopping.js';
+import type { FinishRule } from './sequence.js';
 import type { DecoderSession } from '../model/types.js';
 
 /** Score of beams that must not be extended at the first step (transformers uses the same constant). */
@@ -192,7 +192,7 @@ export async function beamSearch(
   session: DecoderSession,
   prompts: PromptBatch,
   config: ResolvedGenerationConfig,
-  stops: StopStringMatcher,
+  finish: FinishRule,
 ): Promise<number[][]> {
   const numBeams = config.numBeams;
   const promptCount = prompts.inputIds.length;
@@ -249,7 +249,7 @@ export async function beamSearch(
         const candidate = ranking.at(rank);
         if (!candidate) throw new Error('beam search ran out of candidate tokens');
         const newTokens = [...batch.generatedTokens(candidate.row), candidate.token];
-        const kept = eos.has(candidate.token) ? newTokens.length : stops.findStop(newTokens);
+        const kept = finish.keptCount(newTokens);
         if (kept === null) {
           sourceRows.push(candidate.row);
           nextTokens.push(candidate.token);

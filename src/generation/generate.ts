@@ -9,9 +9,10 @@ import {
   type GenerationConfig,
   type ResolvedGenerationConfig,
 } from './config.js';
-import { TokenChooser, tokenScores, type TokenScores } from './choose.js';
+import { TokenChooser, type TokenScores } from './choose.js';
 import { createRandom } from './sampling.js';
-import { StopStringMatcher, type Decode } from './stopping.js';
+import { DecodingSequence, FinishRule } from './sequence.js';
+import { type Decode, StopStringMatcher } from './stopping.js';
 import type { TokenStreamer } from './streamer.js';
 
 export interface GenerateModel {
@@ -65,16 +66,16 @@ export async function generateOutput(model: GenerateModel, request: GenerateRequ
     const promptLength = prompts.inputIds[0].length;
     const config = resolveGenerationConfig(request.config, { promptLength, maxPositions: model.maxPositions });
     checkTokenIds(config, model.vocabSize);
-    const stops = new StopStringMatcher(config.stop, request.decode);
+    const finish = new FinishRule(config, new StopStringMatcher(config.stop, request.decode));
     const session = model.createSession(prompts.inputIds.length, config.maxLength);
     let newTokens: number[][];
     let scores: TokenScores[][] | undefined;
     try {
       if (config.numBeams > 1) {
-        newTokens = await beamSearch(session, prompts, config, stops);
+        newTokens = await beamSearch(session, prompts, config, finish);
         if (newTokens[0].length > 0) streamer?.put(newTokens[0]);
       } else {
-        ({ newTokens, scores } = await sampleOrGreedy(session, prompts, config, stops, streamer));
+        ({ newTokens, scores } = await sampleOrGreedy(session, prompts, config, finish, streamer));
       }
     } finally {
       session.dispose();
@@ -91,69 +92,43 @@ export async function generateOutput(model: GenerateModel, request: GenerateRequ
 
 /**
  * Greedy decoding and multinomial sampling (transformers' _sample). Returns each row's new tokens
- * without the padding written after it finished, and their scores when config.outputScores.
+ * without the padding written after it finished, and their scores when config.outputScores. The first row's
+ * final tokens go to the streamer as they settle, so the stream shows exactly the tokens returned.
  */
 async function sampleOrGreedy(
   session: DecoderSession,
   prompts: PromptBatch,
   config: ResolvedGenerationConfig,
-  stops: StopStringMatcher,
+  finish: FinishRule,
   streamer: TokenStreamer | undefined,
 ): Promise<{ newTokens: number[][]; scores?: TokenScores[][] }> {
   const batch = await DecodingBatch.start(session, prompts, config.numReturnSequences);
+  // One random source for the whole batch, as transformers draws every row's token from one generator.
   const chooser = new TokenChooser(config, config.doSample ? createRandom(config.seed) : null);
-  const scores: TokenScores[][] = Array.from({ length: batch.rowCount }, () => []);
-  const eos = new Set(config.eosTokenIds);
-  /** For each finished row, how many of its new tokens it keeps. */
-  const keptCounts = new Array<number | null>(batch.rowCount).fill(null);
-  const stream = new FirstRowStream(streamer, stops);
-
-  for (let length = prompts.inputIds[0].length; ; ) {
-    const nextTokens = keptCounts.map((kept, row) => {
-      if (kept !== null) return fillToken(config);
-      const logits = batch.logitsOf(row);
-      const token = chooser.choose(logits, { tokens: batch.history[row], currentLength: length });
-      if (config.outputScores) scores[row].push(tokenScores(logits, batch.logsumexpOf(row), token, config.topLogprobs));
+  const sequences = batch.history.map(
+    (prompt) =>
+      new DecodingSequence({
+        prompt,
+        countedPromptLength: prompts.inputIds[0].length,
+        config,
+        chooser,
+        finish,
+        topLogprobs: config.outputScores ? config.topLogprobs : null,
+      }),
+  );
+  for (;;) {
+    const nextTokens = sequences.map((sequence, row) => {
+      if (sequence.finished) return fillToken(config);
+      const { token, tokens } = sequence.step(batch.logitsOf(row), batch.logsumexpOf(row));
+      if (row === 0 && tokens.length > 0) streamer?.put(tokens);
       return token;
     });
     batch.push(nextTokens);
-    length++;
-    for (let row = 0; row < batch.rowCount; row++) {
-      if (keptCounts[row] !== null) continue;
-      const generated = batch.generatedTokens(row);
-      keptCounts[row] = eos.has(nextTokens[row]) ? generated.length : stops.findStop(generated);
-    }
-    stream.update(batch.generatedTokens(0), keptCounts[0]);
-    if (length >= config.maxLength || keptCounts.every((kept) => kept !== null)) break;
+    if (sequences.every((sequence) => sequence.finished)) break;
     await batch.computeNextLogits();
   }
-
-  const newTokens = keptCounts.map((kept, row) => batch.generatedTokens(row).slice(0, kept ?? undefined));
-  stream.update(newTokens[0], newTokens[0].length);
-  if (!config.outputScores) return { newTokens };
-  return { newTokens, scores: scores.map((row, r) => row.slice(0, newTokens[r].length)) };
-}
-
-/**
- * Feeds the first row's tokens to the streamer, holding back tokens that a stop string may still cut,
- * so that the stream shows exactly the tokens generate() returns.
- */
-class FirstRowStream {
-  private sent = 0;
-
-  constructor(
-    private readonly streamer: TokenStreamer | undefined,
-    private readonly stops: StopStringMatcher,
-  ) {}
-
-  /** keptCount: set once the row has finished (its final token count), null while it runs. */
-  update(generated: readonly number[], keptCount: number | null): void {
-    if (!this.streamer) return;
-    const ready = keptCount ?? this.stops.settledCount(generated);
-    if (ready <= this.sent) return;
-    this.streamer.put(generated.slice(this.sent, ready));
-    this.sent = ready;
-  }
+  const newTokens = sequences.map((sequence) => sequence.newTokens);
+  return config.outputScores ? { newTokens, scores: sequences.map((sequence) => sequence.newScores) } : { newTokens };
 }
 
 function assembleSequences(

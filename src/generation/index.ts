@@ -1,5 +1,7 @@
 export { generate, generateOutput, type GenerateModel, type GenerateOutput, type GenerateRequest } from './generate.js';
+export { Engine, type EngineOptions, QueueFullError, type SequenceOutput, type SequenceRequest, type SequenceStream } from './engine.js';
 export { TokenChooser, tokenScores, type TokenLogprob, type TokenScores } from './choose.js';
+export { DecodingSequence, FinishRule, type FinishReason, type StepOutput } from './sequence.js';
 export { createRandom } from './sampling.js';
 export { resolveGenerationConfig, type ResolvedGenerationConfig } from './config.js';
 export { StopStringMatcher } from './stopping.js';

@@ -36,3 +36,10 @@ export interface DecoderSession {
   reorder(rows: readonly number[]): void;
   dispose(): void;
 }
+
+/** Token embedding rows, looked up on the host and fed to the graph as inputs_embeds. */
+export interface TokenEmbeddings {
+  /** The rows of `ids` (already checked to be in range), one after another. */
+  lookup(ids: ArrayLike<number>): Float32Array;
+  close(): void;
+}

@@ -1,4 +1,4 @@
-import type { GPTNeoModel } from '../model/index.js';
+import type { GPTNeoModel } from '../modeling/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
 import { encodeTexts, inBatches, padRows } from './batch.js';
 

@@ -1,11 +1,6 @@
 import { type HubOptions, resolveModelFolder } from '../hub/index.js';
-import {
-  type FromPretrainedOptions,
-  GPTNeoForCausalLM,
-  GPTNeoForSequenceClassification,
-  GPTNeoModel,
-  type WeightFormat,
-} from '../model/index.js';
+import { type FromPretrainedOptions, type WeightFormat } from '../convert/index.js';
+import { GPTNeoForCausalLM, GPTNeoForSequenceClassification, GPTNeoModel } from '../modeling/index.js';
 import { AutoTokenizer } from '../tokenizer/index.js';
 import { type FeatureExtractionPipeline, featureExtractionPipeline } from './feature-extraction.js';
 import { type TextClassificationPipeline, textClassificationPipeline } from './text-classification.js';

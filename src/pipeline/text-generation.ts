@@ -1,5 +1,5 @@
 import { type GenerationConfig, TextIteratorStreamer, type TokenStreamer } from '../generation/index.js';
-import type { GPTNeoForCausalLM } from '../model/index.js';
+import type { GPTNeoForCausalLM } from '../modeling/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
 import { encodeTexts, padRows } from './batch.js';
 

@@ -1,21 +1,20 @@
 /**
- * Running a request's choices (prompts × n) through the engine and turning their tokens into text: one UTF-8
- * stream decoder per choice holds back a character split across tokens, so streamed pieces join into exactly
- * the non-streamed text, and both are built the same way.
+ * A request's choices (prompts × n): checked and turned into the engine's sequence requests, and their outputs
+ * turned into text. One UTF-8 stream decoder per choice holds back a character split across tokens, so streamed
+ * pieces join into exactly the non-streamed text, and both are built the same way.
  */
-import { GenerationError, resolveGenerationConfig, type TokenScores } from '../generation/index.js';
+import {
+  GenerationError,
+  type FinishReason,
+  resolveGenerationConfig,
+  type SequenceOutput,
+  type SequenceRequest,
+  type TokenScores,
+} from '../generation/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
-import type { Engine, FinishReason, SequenceSpec } from './engine.js';
-import { QueueFullError } from './engine.js';
-import { invalidRequest, OpenAIError } from './errors.js';
+import { invalidRequest } from './errors.js';
 import { generationOptions, openAIProcessors } from './sampling.js';
 import type { SamplingBody } from './schemas.js';
-
-export interface ChoicePlan {
-  prompt: number[];
-  /** Index of the prompt among the request's prompts (choice index = prompt * n + i). */
-  promptIndex: number;
-}
 
 /** Generated tokens with their text and, when asked for, their scores. */
 export interface GeneratedText {
@@ -26,21 +25,18 @@ export interface GeneratedText {
   offsets: number[];
 }
 
+/** What one choice added since its last piece. */
 export interface TextPiece extends GeneratedText {
   choice: number;
+  promptScores?: (TokenScores | null)[];
+  finishReason: FinishReason | null;
 }
 
-export interface ChoiceEvents {
-  onPiece(piece: TextPiece): void;
-  onPromptScores?(choice: number, scores: (TokenScores | null)[]): void;
-  onFinish(choice: number, reason: FinishReason): void;
-}
-
-export interface RunOptions {
-  body: SamplingBody;
+export interface ChoiceLimits {
   /** Context window of the model. */
   maxPositions: number;
   eosTokenId: number | null;
+  vocabSize: number;
   /** Default new tokens when max_tokens is absent (null: what is left of the context). */
   defaultMaxTokens: number | null;
   /** Alternatives per token, or null for no log-probabilities. */
@@ -51,92 +47,48 @@ export interface RunOptions {
   maxTokens: number | null | undefined;
 }
 
-export interface RunningChoices {
-  done: Promise<void>;
-  cancel(): void;
-}
-
-/** Checks every choice, then submits them together; throws OpenAIError (400, 429) before anything runs. */
-export function runChoices(
-  engine: Engine,
-  tokenizer: GPT2Tokenizer,
-  plans: ChoicePlan[],
-  options: RunOptions,
-  events: ChoiceEvents,
-): RunningChoices {
-  const n = options.body.n ?? 1;
-  const specs: SequenceSpec[] = [];
-  let settle!: { resolve: () => void; reject: (error: Error) => void };
-  const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-  let unfinished = plans.length * n;
-  plans.forEach((plan, p) => {
-    const maxTokens = options.maxTokens ?? options.defaultMaxTokens ?? options.maxPositions - plan.prompt.length;
-    const requested = plan.prompt.length + maxTokens;
-    if (requested > options.maxPositions) {
+/** Checks every choice of a request and returns the engine's requests (choice index = prompt * n + i); throws 400s. */
+export function planChoices(body: SamplingBody, prompts: readonly number[][], limits: ChoiceLimits): SequenceRequest[] {
+  const n = body.n ?? 1;
+  return prompts.flatMap((prompt) => {
+    const maxTokens = limits.maxTokens ?? limits.defaultMaxTokens ?? limits.maxPositions - prompt.length;
+    const requested = prompt.length + maxTokens;
+    if (requested > limits.maxPositions) {
       throw invalidRequest(
-        `This model's maximum context length is ${options.maxPositions} tokens, however you requested ${requested} tokens ` +
-          `(${plan.prompt.length} in your prompt; ${maxTokens} for the completion). Please reduce your prompt; or completion length.`,
-        options.maxTokens === undefined || options.maxTokens === null ? 'prompt' : options.maxTokensField,
+        `This model's maximum context length is ${limits.maxPositions} tokens, however you requested ${requested} tokens ` +
+          `(${prompt.length} in your prompt; ${maxTokens} for the completion). Please reduce your prompt; or completion length.`,
+        limits.maxTokens === undefined || limits.maxTokens === null ? 'prompt' : limits.maxTokensField,
         'context_length_exceeded',
       );
     }
     if (maxTokens < 1) {
-      throw invalidRequest(`the prompt fills the model's context of ${options.maxPositions} tokens; no room to generate`, 'prompt', 'context_length_exceeded');
+      throw invalidRequest(`the prompt fills the model's context of ${limits.maxPositions} tokens; no room to generate`, 'prompt', 'context_length_exceeded');
     }
-    for (let i = 0; i < n; i++) {
-      const choice = p * n + i;
-      const decoder = new TextDecoder('utf-8');
-      let length = 0;
-      const config = resolveConfig(options.body, maxTokens, i, options.eosTokenId, plan.prompt.length, options.maxPositions);
-      specs.push({
-        prompt: plan.prompt,
-        config,
-        extraProcessors: openAIProcessors(options.body, plan.prompt.length, tokenizer.vocab_size),
-        logprobs: options.logprobs,
-        promptScores: options.promptScores,
-        listener: {
-          onTokens(tokens, scores) {
-            const offsets: number[] = [];
-            let text = '';
-            for (const token of tokens) {
-              offsets.push(length + text.length);
-              text += decoder.decode(tokenizer.decodeBytes([token], { skip_special_tokens: true }), { stream: true });
-            }
-            length += text.length;
-            events.onPiece({ choice, text, tokens, scores, offsets });
-          },
-          onPromptScores: (scores) => events.onPromptScores?.(choice, scores),
-          onFinish(reason) {
-            const rest = decoder.decode();
-            if (rest) events.onPiece({ choice, text: rest, tokens: [], scores: [], offsets: [] });
-            events.onFinish(choice, reason);
-            if (--unfinished === 0) settle.resolve();
-          },
-          onError(error) {
-            settle.reject(error);
-          },
-        },
-      });
-    }
+    return Array.from({ length: n }, (_, i) => ({
+      prompt,
+      config: resolveConfig(body, maxTokens, i, limits.eosTokenId, prompt.length, limits.maxPositions),
+      extraProcessors: openAIProcessors(body, prompt.length, limits.vocabSize),
+      logprobs: limits.logprobs,
+      promptScores: limits.promptScores,
+    }));
   });
-  let handles: { cancel(): void }[];
-  try {
-    handles = engine.submit(specs);
-  } catch (error) {
-    if (error instanceof QueueFullError) {
-      throw new OpenAIError(429, `The server is busy: ${error.message}. Retry shortly.`, 'rate_limit_error', null, 'queue_full', {
-        'retry-after': '1',
-      });
+}
+
+/** A choice's outputs as text pieces: each token's bytes through one streaming UTF-8 decoder. */
+export async function* choiceText(outputs: AsyncIterable<SequenceOutput>, tokenizer: GPT2Tokenizer, choice: number): AsyncGenerator<TextPiece> {
+  const decoder = new TextDecoder('utf-8');
+  let length = 0;
+  for await (const output of outputs) {
+    const offsets: number[] = [];
+    let text = '';
+    for (const token of output.tokens) {
+      offsets.push(length + text.length);
+      text += decoder.decode(tokenizer.decodeBytes([token], { skip_special_tokens: true }), { stream: true });
     }
-    throw error;
+    if (output.finishReason) text += decoder.decode();
+    length += text.length;
+    yield { choice, text, tokens: output.tokens, scores: output.scores, offsets, promptScores: output.promptScores, finishReason: output.finishReason };
   }
-  return {
-    done,
-    cancel() {
-      handles.forEach((handle) => handle.cancel());
-      settle.reject(new Error('the request was cancelled'));
-    },
-  };
 }
 
 function resolveConfig(body: SamplingBody, maxTokens: number, choice: number, eos: number | null, promptLength: number, maxPositions: number) {

@@ -2,12 +2,10 @@
  * OpenAI's response shapes for /v1/completions and /v1/chat/completions, whole or as Server-Sent Events
  * (`data: {...}` chunks, then `data: [DONE]`), built from the same pieces either way.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
-import type { TokenScores } from '../generation/index.js';
+import type { FinishReason, TokenScores } from '../generation/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
-import type { ChoiceEvents, GeneratedText, RunningChoices, TextPiece } from './choices.js';
-import type { FinishReason } from './engine.js';
+import type { GeneratedText, TextPiece } from './choices.js';
 import { OpenAIError } from './errors.js';
 
 export interface Usage {
@@ -36,93 +34,50 @@ export interface ResponseFormat {
   wholeChoice(choice: number, result: ChoiceResult): object;
 }
 
-export interface Reply {
-  model: string;
-  promptTokens: number;
-  choices: number;
-  stream: boolean;
-  includeUsage: boolean;
-  format: ResponseFormat;
-  /** Called once per generated piece, for metrics. */
-  onTokens?(choice: number, count: number): void;
+/** A response streamed as Server-Sent Events: `data: {...}` chunks, then `data: [DONE]`. */
+export class EventStream {
+  constructor(private readonly reply: FastifyReply) {
+    reply.hijack();
+    // Headers set by hooks so far (CORS) go out with the stream's own.
+    reply.raw.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    });
+  }
+
+  send(event: object): void {
+    this.reply.raw.write(`data: ${JSON.stringify(event)}\n\n`);
+  }
+
+  /** Headers are gone: an error travels as an event, as OpenAI's streams report one. */
+  fail(error: unknown): void {
+    this.send((error instanceof OpenAIError ? error : new OpenAIError(500, (error as Error).message, 'server_error')).body);
+  }
+
+  end(): void {
+    this.reply.raw.end('data: [DONE]\n\n');
+  }
 }
 
-/** Starts the choices with `start` (which may throw OpenAIError before anything is sent) and answers the request. */
-export async function answer(reply: FastifyReply, options: Reply, start: (events: ChoiceEvents) => RunningChoices): Promise<void> {
-  const id = `${options.format.object === 'chat.completion' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
-  const created = Math.floor(Date.now() / 1000);
-  const results: ChoiceResult[] = Array.from({ length: options.choices }, () => ({
-    text: '',
-    tokens: [],
-    scores: [],
-    offsets: [],
-    promptScores: null,
-    finishReason: null,
-  }));
-  const usage = (): Usage => {
-    const completion = results.reduce((sum, result) => sum + result.tokens.length, 0);
-    return { prompt_tokens: options.promptTokens, completion_tokens: completion, total_tokens: options.promptTokens + completion };
-  };
-  const envelope = (object: string, choices: object[]) => ({ id, object, created, model: options.model, choices });
-  const send = (choices: object[]) => {
-    const chunk = { ...envelope(options.format.chunkObject, choices), ...(options.includeUsage ? { usage: null } : {}) };
-    reply.raw.write(`data: ${JSON.stringify(chunk)}\n\n`);
-  };
+/** Adds a piece to what its choice produced so far. */
+export function record(result: ChoiceResult, piece: TextPiece): void {
+  result.offsets.push(...piece.offsets);
+  result.text += piece.text;
+  result.tokens.push(...piece.tokens);
+  result.scores.push(...piece.scores);
+  if (piece.promptScores) result.promptScores = piece.promptScores;
+  if (piece.finishReason) result.finishReason = piece.finishReason;
+}
 
-  const events: ChoiceEvents = {
-    onPiece(piece) {
-      const result = results[piece.choice]!;
-      result.offsets.push(...piece.offsets);
-      result.text += piece.text;
-      result.tokens.push(...piece.tokens);
-      result.scores.push(...piece.scores);
-      if (piece.tokens.length > 0) options.onTokens?.(piece.choice, piece.tokens.length);
-      if (options.stream) {
-        const choice = options.format.pieceChoice(piece);
-        if (choice) send([choice]);
-      }
-    },
-    onPromptScores(choice, scores) {
-      results[choice]!.promptScores = scores;
-    },
-    onFinish(choice, reason) {
-      results[choice]!.finishReason = reason;
-      if (options.stream) send([options.format.finishChoice(choice, reason)]);
-    },
-  };
-  const running = start(events);
-  const disconnected = () => {
-    if (!reply.raw.writableFinished) running.cancel();
-  };
-  reply.raw.on('close', disconnected);
+export function emptyResult(): ChoiceResult {
+  return { text: '', tokens: [], scores: [], offsets: [], promptScores: null, finishReason: null };
+}
 
-  if (!options.stream) {
-    await running.done;
-    const choices = results.map((result, choice) => options.format.wholeChoice(choice, result));
-    await reply.send({ ...envelope(options.format.object, choices), usage: usage() });
-    return;
-  }
-  reply.hijack();
-  // Headers set by hooks so far (CORS) go out with the stream's own.
-  reply.raw.writeHead(200, {
-    ...(reply.getHeaders() as Record<string, string>),
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-  });
-  const opening = options.format.openingChoices(options.choices);
-  if (opening.length > 0) send(opening);
-  try {
-    await running.done;
-    if (options.includeUsage) {
-      reply.raw.write(`data: ${JSON.stringify({ ...envelope(options.format.chunkObject, []), usage: usage() })}\n\n`);
-    }
-  } catch (error) {
-    // Headers are gone: the error travels as an event, as OpenAI's streams report one.
-    const failure = error instanceof OpenAIError ? error : new OpenAIError(500, (error as Error).message, 'server_error');
-    reply.raw.write(`data: ${JSON.stringify(failure.body)}\n\n`);
-  }
-  reply.raw.end('data: [DONE]\n\n');
+export function usageOf(promptTokens: number, results: readonly ChoiceResult[]): Usage {
+  const completion = results.reduce((sum, result) => sum + result.tokens.length, 0);
+  return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
 }
 
 /** The strings OpenAI reports for tokens: each token decoded alone. */

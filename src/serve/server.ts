@@ -1,19 +1,20 @@
 /**
  * createServer(): a GPT-Neo model behind OpenAI's HTTP API (Fastify: routing, JSON-schema validation of every
- * body, body limits), with continuous batching underneath (Engine over a KVSlotPool).
+ * body, body limits), with continuous batching underneath (the generation Engine over one KV cache).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type HubOptions, resolveModelFolder } from '../hub/index.js';
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { GPTNeoForCausalLM } from '../modeling/index.js';
+import { type WeightFormat } from '../convert/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
+import { Engine, QueueFullError, type SequenceRequest, type SequenceStream } from '../generation/index.js';
 import { ChatTemplate } from './chat-template.js';
-import { type ChoicePlan, runChoices, type RunOptions } from './choices.js';
-import { Engine } from './engine.js';
+import { type ChoiceLimits, choiceText, planChoices } from './choices.js';
 import { invalidRequest, OpenAIError } from './errors.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
-import { answer, chatFormat, completionFormat, type ResponseFormat } from './responses.js';
+import { chatFormat, completionFormat, emptyResult, EventStream, record, type ResponseFormat, usageOf } from './responses.js';
 import {
   type ChatCompletionBody,
   chatCompletionSchema,
@@ -73,7 +74,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
   const folder = await resolveModelFolder(options.model, { revision: options.revision, offline: options.offline });
   const tokenizer = await AutoTokenizer.from_pretrained(folder);
   const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype: options.dtype, threads: options.threads });
-  const engine = new Engine(model.createSlotPool(settings.maxBatch), {
+  const engine = new Engine(model.createKVCache(settings.maxBatch), {
     maxQueue: settings.maxQueue,
     prefillChunk: settings.prefillChunk,
     decode: (ids) => tokenizer.decode(ids),
@@ -131,7 +132,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
     const logprobs = body.logprobs ?? null;
     const echo = body.echo ?? false;
     const format = completionFormat(tokenizer, prompts, body.n ?? 1, { echo, logprobs: logprobs !== null });
-    await generateAnswer(context, request, reply, body, prompts, format, {
+    await respond(context, request, reply, body, prompts, format, {
       defaultMaxTokens: 16,
       maxTokens: body.max_tokens,
       maxTokensField: 'max_tokens',
@@ -146,7 +147,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
     const text = chatTemplate.render(body.messages);
     const prompts = [{ text, tokens: tokenizer.encode(text) }];
     const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-    await generateAnswer(context, request, reply, body, prompts, chatFormat(tokenizer, { logprobs: logprobs !== null }), {
+    await respond(context, request, reply, body, prompts, chatFormat(tokenizer, { logprobs: logprobs !== null }), {
       defaultMaxTokens: null,
       maxTokens: body.max_completion_tokens ?? body.max_tokens,
       maxTokensField: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
@@ -196,50 +197,117 @@ interface Context {
   eos: number | null;
 }
 
-/** The part both endpoints share: run the choices, count them, answer whole or streamed. */
-async function generateAnswer(
+/**
+ * What both endpoints share, top to bottom: plan the choices (400 on what cannot run), queue them (429 when
+ * full), then pull their outputs as they come, answering whole or as a stream. A client that hangs up cancels
+ * its choices.
+ */
+async function respond(
   context: Context,
   request: FastifyRequest,
   reply: FastifyReply,
   body: SamplingBody,
   prompts: { text: string; tokens: number[] }[],
   format: ResponseFormat,
-  run: Pick<RunOptions, 'defaultMaxTokens' | 'maxTokens' | 'maxTokensField' | 'logprobs' | 'promptScores'>,
+  limits: Pick<ChoiceLimits, 'defaultMaxTokens' | 'maxTokens' | 'maxTokensField' | 'logprobs' | 'promptScores'>,
 ): Promise<void> {
-  const n = body.n ?? 1;
-  const choices = prompts.length * n;
+  const { engine, tokenizer, metrics } = context;
+  const choices = prompts.length * (body.n ?? 1);
   if (choices > context.maxQueue) {
     throw invalidRequest(`prompts × n is ${choices}, more sequences than the server queues (${context.maxQueue}, --max-queue)`, 'n');
   }
+  const sequences = planChoices(
+    body,
+    prompts.map((prompt) => prompt.tokens),
+    { maxPositions: context.maxPositions, eosTokenId: context.eos, vocabSize: tokenizer.vocab_size, ...limits },
+  );
+  const streams = submit(engine, sequences);
   const promptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);
+  metrics.promptTokens.inc(promptTokens);
+  request.log.debug({ choices }, 'generation started');
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) streams.forEach((stream) => stream.cancel());
+  });
+
+  const id = `${format.object === 'chat.completion' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const envelope = (object: string, choiceObjects: object[]) => ({ id, object, created, model: context.modelName, choices: choiceObjects });
+  const includeUsage = body.stream_options?.include_usage ?? false;
+  const events = body.stream ? new EventStream(reply) : null;
+  const sendChunk = (choiceObjects: object[]) =>
+    events!.send({ ...envelope(format.chunkObject, choiceObjects), ...(includeUsage ? { usage: null } : {}) });
+  const opening = format.openingChoices(choices);
+  if (events && opening.length > 0) sendChunk(opening);
+
+  const results = Array.from({ length: choices }, emptyResult);
+  const timing = tokenTiming(metrics);
+  try {
+    for await (const piece of merged(streams.map((stream, choice) => choiceText(stream, tokenizer, choice)))) {
+      record(results[piece.choice]!, piece);
+      timing.observe(piece.choice, piece.tokens.length);
+      if (!events) continue;
+      const pieceChoice = format.pieceChoice(piece);
+      if (pieceChoice) sendChunk([pieceChoice]);
+      if (piece.finishReason) sendChunk([format.finishChoice(piece.choice, piece.finishReason)]);
+    }
+  } catch (error) {
+    if (!events) throw error;
+    events.fail(error);
+    return events.end();
+  }
+  const usage = usageOf(promptTokens, results);
+  if (!events) {
+    await reply.send({ ...envelope(format.object, results.map((result, choice) => format.wholeChoice(choice, result))), usage });
+    return;
+  }
+  if (includeUsage) events.send({ ...envelope(format.chunkObject, []), usage });
+  events.end();
+}
+
+/** Queues a request's sequences; a full queue is OpenAI's 429 with a retry hint. */
+function submit(engine: Engine, sequences: SequenceRequest[]): SequenceStream[] {
+  try {
+    return engine.submit(sequences);
+  } catch (error) {
+    if (error instanceof QueueFullError) {
+      throw new OpenAIError(429, `The server is busy: ${error.message}. Retry shortly.`, 'rate_limit_error', null, 'queue_full', {
+        'retry-after': '1',
+      });
+    }
+    throw error;
+  }
+}
+
+/** Time to first token and between tokens, per choice, and the generated-token count. */
+function tokenTiming(metrics: ServerMetrics) {
   const started = performance.now();
   const lastTokenAt: (number | undefined)[] = [];
-  const plans: ChoicePlan[] = prompts.map((prompt, promptIndex) => ({ prompt: prompt.tokens, promptIndex }));
-  await answer(
-    reply,
-    {
-      model: context.modelName,
-      promptTokens,
-      choices,
-      stream: body.stream ?? false,
-      includeUsage: body.stream_options?.include_usage ?? false,
-      format,
-      onTokens(choice, count) {
-        const now = performance.now();
-        const last = lastTokenAt[choice];
-        if (last === undefined) context.metrics.timeToFirstToken.observe((now - started) / 1000);
-        else for (let i = 0; i < count; i++) context.metrics.timePerOutputToken.observe((now - last) / 1000 / count);
-        lastTokenAt[choice] = now;
-        context.metrics.generatedTokens.inc(count);
-      },
+  return {
+    observe(choice: number, count: number) {
+      if (count === 0) return;
+      const now = performance.now();
+      const last = lastTokenAt[choice];
+      if (last === undefined) metrics.timeToFirstToken.observe((now - started) / 1000);
+      else for (let i = 0; i < count; i++) metrics.timePerOutputToken.observe((now - last) / 1000 / count);
+      lastTokenAt[choice] = now;
+      metrics.generatedTokens.inc(count);
     },
-    (events) => {
-      const running = runChoices(context.engine, context.tokenizer, plans, { body, maxPositions: context.maxPositions, eosTokenId: context.eos, ...run }, events);
-      context.metrics.promptTokens.inc(promptTokens);
-      request.log.debug({ choices }, 'generation started');
-      return running;
-    },
-  );
+  };
+}
+
+/** The items of several async iterables in the order they arrive. */
+async function* merged<T>(sources: AsyncIterable<T>[]): AsyncGenerator<T> {
+  const iterators = sources.map((source) => source[Symbol.asyncIterator]());
+  const pending = new Map(iterators.map((iterator, i) => [i, iterator.next().then((result) => ({ i, result }))]));
+  while (pending.size > 0) {
+    const { i, result } = await Promise.race(pending.values());
+    if (result.done) {
+      pending.delete(i);
+      continue;
+    }
+    pending.set(i, iterators[i]!.next().then((next) => ({ i, result: next })));
+    yield result.value;
+  }
 }
 
 /** The prompts of a completion request as text and tokens; an empty prompt starts a new document (<|endoftext|>). */

@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { defaultThreads } from '../../src/browser/runtime.js';
-import type { WeightFormat } from '../../src/model/index.js';
+import type { WeightFormat } from '../../src/convert/index.js';
 import { pipeline } from '../../src/pipeline/index.js';
 import { fixture, readReference } from '../helpers/fixtures.js';
 import { type BrowserHarness, expectReferenceLogits, forwardInPage, referenceCases, startBrowser } from './browser.js';

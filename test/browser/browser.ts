@@ -4,7 +4,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { buildBrowser } from '../../scripts/build-browser.mjs';
 import { launchChromium } from '../../src/bench/chromium.js';
 import { startDemoServer } from '../../src/cli/demo.js';
-import type { WeightFormat } from '../../src/model/index.js';
+import type { WeightFormat } from '../../src/convert/index.js';
 import { expect } from 'vitest';
 import { FIXTURES, maxAbsDiff } from '../helpers/fixtures.js';
 

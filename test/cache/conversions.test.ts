@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../../src/bench/random-checkpoint.js';
 import { resolveModelFolder } from '../../src/hub/index.js';
-import { listConversions } from '../../src/model/conversion-cache.js';
+import { listConversions } from '../../src/convert/conversion-cache.js';
 import { fixture, fixtureRepo } from '../helpers/fixtures.js';
 import { startFakeHub, type FakeHub } from '../hub/fake-hub.js';
 import { isolated, removeTempDirs, tempDir } from '../hub/helpers.js';

@@ -2,7 +2,7 @@
 // and model loads in this process, which take the same locks.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 
 export const BIN = path.join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 

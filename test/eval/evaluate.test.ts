@@ -17,7 +17,7 @@ import { encodeLoglikelihoodRequest, END_OF_TEXT, packTokenRecords, rollingWindo
 import { lambada } from '../../src/eval/tasks/lambada.js';
 import { pubmedqa } from '../../src/eval/tasks/pubmedqa.js';
 import { splitWikitextDocuments, wikitextDetokenize } from '../../src/eval/tasks/wikitext.js';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../../src/tokenizer/index.js';
 import { fixture, logSumExp } from '../helpers/fixtures.js';
 import { EVAL_FIXTURES, evalFixture, referenceScore } from './helpers.js';

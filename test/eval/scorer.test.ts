@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollingWindows, type TokenRequest } from '../../src/eval/requests.js';
 import { isFirstArgmax, scoreRequests } from '../../src/eval/scorer.js';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { fixture } from '../helpers/fixtures.js';
 import { FakeModel, referenceScore } from './helpers.js';
 

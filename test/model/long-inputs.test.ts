@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../../src/bench/random-checkpoint.js';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 
 const TOL = 1e-4;

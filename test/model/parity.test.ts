@@ -1,6 +1,6 @@
 // Parity with Hugging Face GPTNeoForCausalLM: every case of the reference fixtures.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { argmax, fixture, logSumExp, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 
 const TOL = 1e-4;

@@ -1,6 +1,6 @@
 // The small trained GPT-Neo: validation loss, next-token top-10 and greedy continuations from the reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { argmax, fixture, logSumExp, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 
 const ref = readReference('tiny-trained');

@@ -2,7 +2,7 @@
 // tokenizer; what the server returns is checked against generate() on the same model.
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPTNeoForCausalLM } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { createServer, type GPTNeoServer } from '../../src/serve/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../../src/tokenizer/index.js';
 import { fixture } from '../helpers/fixtures.js';

@@ -1,17 +1,20 @@
-import { generateOutput, type GenerateOutput, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
-import type { Decode } from '../generation/index.js';
+import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel, type WeightFormat } from '../convert/index.js';
+import { type Decode, generateOutput, type GenerateOutput, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
+import { KVCache, KVSession } from '../kv/index.js';
+import {
+  checkTokenIds,
+  type DecoderSession,
+  type Float32Tensor,
+  type ForwardInput,
+  type GPTNeoConfig,
+  InputError,
+  IO,
+  loadConfig,
+  type LogitsOutput,
+  type TokenEmbeddings,
+} from '../model/index.js';
 import type { InferenceRunner } from '../runtime/tensor.js';
-import { type GPTNeoConfig, loadConfig } from './config.js';
-import { GPTNeoDecoderSession, InputError } from './decoder-session.js';
-import type { TokenEmbeddings } from './embeddings.js';
 import { fullPass, hiddenStateOutputs } from './full-pass.js';
-import { KVSlotPool } from './kv-slots.js';
-import { IO } from './gpt-neo.js';
-import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel } from './load.js';
-import type { WeightFormat } from './parameters.js';
-import type { DecoderSession, Float32Tensor, ForwardInput, LogitsOutput } from './types.js';
-
-export type { FromPretrainedOptions } from './load.js';
 
 export interface CausalLMOutput {
   logits: LogitsOutput;
@@ -57,7 +60,7 @@ export class GPTNeoForCausalLM {
 
   /** A batch and its KV cache; `maxLength` (tokens per row it will hold) sizes the cache once. */
   createSession(batchSize: number, maxLength?: number): DecoderSession {
-    return new GPTNeoDecoderSession(this.model.runtime, this.config, this.model.embeddings, batchSize, maxLength);
+    return new KVSession(this.model.runtime, this.config, this.model.embeddings, batchSize, maxLength);
   }
 
   /** One full pass like HF forward(): positions 0..T-1 unless position_ids are given. */
@@ -101,9 +104,9 @@ export class GPTNeoForCausalLM {
     return options.return_dict_in_generate ? output : output.sequences;
   }
 
-  /** The KV cache of a server: `maxBatch` slots that sequences take and free between steps (see KVSlotPool). */
-  createSlotPool(maxBatch: number, maxLength?: number): KVSlotPool {
-    return new KVSlotPool(this.model.runtime, this.config, this.model.embeddings, maxBatch, maxLength);
+  /** A KV cache of `rows` rows that sequences take and free between steps (continuous batching), each of up to `length` tokens. */
+  createKVCache(rows: number, length = this.maxPositions): KVCache {
+    return new KVCache(this.model.runtime, this.config, this.model.embeddings, { rows, length });
   }
 
   get vocabSize(): number {
@@ -127,15 +130,13 @@ export function causalLMLoss(logits: LogitsOutput, labels: number[][]): number {
   if (labels.length !== B || labels.some((row) => row.length !== T)) {
     throw new InputError(`labels must have the shape of input_ids [${B}, ${T}]`);
   }
+  checkTokenIds(labels, V, 'labels', { ignore: -100 });
   let total = 0;
   let count = 0;
   for (let b = 0; b < B; b++) {
     for (let t = 0; t + 1 < T; t++) {
       const label = labels[b]![t + 1]!;
       if (label === -100) continue;
-      if (!Number.isInteger(label) || label < 0 || label >= V) {
-        throw new InputError(`labels[${b}][${t + 1}] = ${label} is outside the vocabulary (0..${V - 1}) and not -100`);
-      }
       total += logits.logsumexp[b * T + t]! - logits.data[(b * T + t) * V + label]!;
       count++;
     }

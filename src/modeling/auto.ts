@@ -1,12 +1,12 @@
-import { loadConfig } from './config.js';
+import { loadConfig } from '../model/config.js';
 import {
   GPTNeoForQuestionAnswering,
   GPTNeoForSequenceClassification,
   GPTNeoForTokenClassification,
   GPTNeoModel,
 } from './heads.js';
-import type { FromPretrainedOptions } from './load.js';
-import { GPTNeoForCausalLM } from './modeling.js';
+import type { FromPretrainedOptions } from '../convert/load.js';
+import { GPTNeoForCausalLM } from './causal-lm.js';
 
 /** The classes a config.json's `architectures` may name, by transformers' class names. */
 const ARCHITECTURES = {

@@ -1,10 +1,11 @@
 import { RuntimeSession } from '../runtime/session.js';
 import type { InferenceRunner } from '../runtime/tensor.js';
-import type { GPTNeoConfig } from './config.js';
+import type { GPTNeoConfig } from '../model/config.js';
 import { type OnnxModel, prepareOnnxModel } from './convert.js';
-import { InputError } from './decoder-session.js';
-import { EmbeddingTable, type TokenEmbeddings } from './embeddings.js';
-import { type GraphVariant, IO } from './gpt-neo.js';
+import { InputError } from '../model/errors.js';
+import { EmbeddingTable } from './embeddings.js';
+import type { TokenEmbeddings } from '../model/types.js';
+import { type GraphVariant, IO } from '../model/gpt-neo.js';
 import { WEIGHT_FORMATS, type WeightFormat } from './parameters.js';
 
 export interface FromPretrainedOptions {

@@ -1,8 +1,9 @@
 // 8- and 4-bit weights: quality against fp32 on the trained model, and cache consistency at the same dtype.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPTNeoForCausalLM, type WeightFormat } from '../../src/model/index.js';
+import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
+import { type WeightFormat } from '../../src/convert/index.js';
 import { openCheckpoint } from '../../src/weights/index.js';
-import { dequantizeBlockwise, quantizeBlockwise, quantizePerChannel } from '../../src/model/quantize.js';
+import { dequantizeBlockwise, quantizeBlockwise, quantizePerChannel } from '../../src/convert/quantize.js';
 import { argmax, fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 
 const ref = readReference('tiny-trained');

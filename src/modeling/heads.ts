@@ -1,12 +1,12 @@
 // transformers' GPTNeoModel and the three task heads of GPT-Neo. Each is a variant of the one graph in
 // gpt-neo.ts (the same transformer, a different last layer), run over whole sequences by fullPass.
-import { type GPTNeoConfig, loadConfig } from './config.js';
-import { InputError } from './decoder-session.js';
+import { type GPTNeoConfig, loadConfig } from '../model/config.js';
+import { InputError } from '../model/errors.js';
 import { fullPass, hiddenStateOutputs } from './full-pass.js';
-import { type GraphVariant, IO } from './gpt-neo.js';
-import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel } from './load.js';
-import { WeightMismatchError, type WeightFormat } from './parameters.js';
-import type { Float32Tensor, ForwardInput } from './types.js';
+import { type GraphVariant, IO } from '../model/gpt-neo.js';
+import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel } from '../convert/load.js';
+import { WeightMismatchError, type WeightFormat } from '../convert/parameters.js';
+import type { Float32Tensor, ForwardInput } from '../model/types.js';
 
 export interface HiddenStatesInput extends ForwardInput {
   /** Also return hidden_states: num_layers + 1 tensors [batch, seq, hidden] (embeddings, blocks, ln_f). */

@@ -3,9 +3,9 @@ import { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { openCheckpoint } from '../weights/index.js';
 import { withLoraAdapter } from '../weights/lora-adapter.js';
-import type { GPTNeoConfig } from './config.js';
+import type { GPTNeoConfig } from '../model/config.js';
 import { openConversion } from './conversion-cache.js';
-import { buildGPTNeoGraph, GRAPH_FORMAT_VERSION, type GraphVariant } from './gpt-neo.js';
+import { buildGPTNeoGraph, GRAPH_FORMAT_VERSION, type GraphVariant } from '../model/gpt-neo.js';
 import { checkpointParameters, type Float32Kernel, type WeightFormat } from './parameters.js';
 
 /** The graph built by default: the causal LM with its logits. Callers building another graph name it. */

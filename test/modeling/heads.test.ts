@@ -4,17 +4,8 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AutoModel,
-  ConfigError,
-  type Float32Tensor,
-  GPTNeoForCausalLM,
-  GPTNeoForQuestionAnswering,
-  GPTNeoForSequenceClassification,
-  GPTNeoForTokenClassification,
-  GPTNeoModel,
-  parseConfig,
-} from '../../src/model/index.js';
+import { AutoModel, GPTNeoForCausalLM, GPTNeoForQuestionAnswering, GPTNeoForSequenceClassification, GPTNeoForTokenClassification, GPTNeoModel } from '../../src/modeling/index.js';
+import { ConfigError, type Float32Tensor, parseConfig } from '../../src/model/index.js';
 import { argmax, fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 
 const TOL = 1e-4;

@@ -1,7 +1,7 @@
 import { ELEMENT_TYPE_CODES, type GraphBuilder } from '../onnx/graph.js';
 import type { Checkpoint } from '../weights/index.js';
-import type { GPTNeoConfig } from './config.js';
-import type { ParameterSource } from './gpt-neo.js';
+import type { GPTNeoConfig } from '../model/config.js';
+import type { ParameterSource } from '../model/gpt-neo.js';
 import { type BlockQuantized, type ChannelQuantized, quantizeBlockwise, quantizePerChannel } from './quantize.js';
 
 /**

@@ -3,15 +3,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { externalDataOf } from '../onnx/write.js';
+import type { TokenEmbeddings } from '../model/types.js';
 
 const { onnx } = onnxProto;
-
-/** Token embedding rows, looked up on the host and fed to the graph as inputs_embeds. */
-export interface TokenEmbeddings {
-  /** The rows of `ids` (already checked to be in range), one after another. */
-  lookup(ids: ArrayLike<number>): Float32Array;
-  close(): void;
-}
 
 /** Where a float32 [rows, width] initializer of an ONNX model lives in its external data file. */
 export function locateExternalMatrix(
