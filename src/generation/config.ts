@@ -3,6 +3,7 @@
  * resolved form the decoding loops work with.
  */
 
+import { InputError } from '../model/index.js';
 export interface GenerationConfig {
   /** Total length (padded prompt + new tokens). Default 20, as transformers. Ignored when max_new_tokens is set. */
   max_length?: number;
@@ -46,7 +47,8 @@ export interface GenerationConfig {
   top_logprobs?: number;
 }
 
-export class GenerationError extends Error {
+/** A generation option or prompt that cannot run; an InputError, so callers catch every bad input as one kind. */
+export class GenerationError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = 'GenerationError';

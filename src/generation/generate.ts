@@ -1,5 +1,5 @@
 /** generate(): transformers' GenerationMixin.generate for a decoder-only model behind a DecoderSession. */
-import type { DecoderSession } from '../model/types.js';
+import { checkTokenIds, type DecoderSession } from '../model/index.js';
 import { beamSearch } from './beam-search.js';
 import { DecodingBatch, type PromptBatch } from './batch.js';
 import {
@@ -65,7 +65,7 @@ export async function generateOutput(model: GenerateModel, request: GenerateRequ
     const prompts = checkPrompts(request, model.vocabSize);
     const promptLength = prompts.inputIds[0].length;
     const config = resolveGenerationConfig(request.config, { promptLength, maxPositions: model.maxPositions });
-    checkTokenIds(config, model.vocabSize);
+    checkSpecialTokens(config, model.vocabSize);
     const finish = new FinishRule(config, new StopStringMatcher(config.stop, request.decode));
     const session = model.createSession(prompts.inputIds.length, config.maxLength);
     let newTokens: number[][];
@@ -158,11 +158,8 @@ function checkPrompts(request: GenerateRequest, vocabSize: number): PromptBatch 
         `input_ids rows must have the same length (left-pad them); row ${row} has ${ids.length} tokens, row 0 has ${length}.`,
       );
     }
-    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
-    if (bad !== undefined) {
-      throw new GenerationError(`input_ids row ${row} holds ${bad}, not a token id of the vocabulary (0..${vocabSize - 1}).`);
-    }
   });
+  checkTokenIds(inputIds, vocabSize, 'input_ids', { error: GenerationError });
   const attentionMask = request.attention_mask ?? inputIds.map((ids) => ids.map(() => 1));
   if (attentionMask.length !== inputIds.length) {
     throw new GenerationError(`attention_mask has ${attentionMask.length} rows, input_ids ${inputIds.length}.`);
@@ -182,16 +179,10 @@ function checkPrompts(request: GenerateRequest, vocabSize: number): PromptBatch 
   return { inputIds, attentionMask };
 }
 
-function checkTokenIds(config: ResolvedGenerationConfig, vocabSize: number): void {
-  const named: [string, number[]][] = [
-    ['eos_token_id', config.eosTokenIds],
-    ['pad_token_id', config.padTokenId === null ? [] : [config.padTokenId]],
-    ['bad_words_ids', config.badWordsIds.flat()],
-  ];
-  for (const [name, ids] of named) {
-    const bad = ids.find((id) => id >= vocabSize);
-    if (bad !== undefined) {
-      throw new GenerationError(`${name} holds ${bad}, outside the vocabulary (0..${vocabSize - 1}).`);
-    }
-  }
+/** The special token ids a config names must be tokens of the model's vocabulary. */
+function checkSpecialTokens(config: ResolvedGenerationConfig, vocabSize: number): void {
+  const named = { error: GenerationError, indexed: false };
+  checkTokenIds(config.eosTokenIds, vocabSize, 'eos_token_id', named);
+  if (config.padTokenId !== null) checkTokenIds([config.padTokenId], vocabSize, 'pad_token_id', named);
+  checkTokenIds(config.badWordsIds, vocabSize, 'bad_words_ids', { error: GenerationError });
 }

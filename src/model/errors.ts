@@ -11,19 +11,20 @@ type ErrorClass = new (message: string) => Error;
 
 /**
  * The one token-id check: throws (InputError, or `error`) naming the first entry of `ids` (a list, or rows of
- * one) that is not a whole number in 0..vocabSize-1, as `name[row][t] = id`. `ignore` is a value allowed besides
- * token ids (labels' -100).
+ * one) that is not a whole number in 0..vocabSize-1, as `name[row][t] = id` (`indexed: false`, for ids whose
+ * place means nothing: `name token id`). `ignore` is a value allowed besides token ids (labels' -100).
  */
 export function checkTokenIds(
   ids: readonly number[] | readonly (readonly number[])[],
   vocabSize: number,
   name: string,
-  options: { ignore?: number; error?: ErrorClass } = {},
+  options: { ignore?: number; error?: ErrorClass; indexed?: boolean } = {},
 ): void {
   const isToken = (id: unknown) => (Number.isInteger(id) && (id as number) >= 0 && (id as number) < vocabSize) || id === options.ignore;
   const fail = (where: string, id: unknown) => {
     const besides = options.ignore === undefined ? '' : ` and not ${options.ignore}`;
-    throw new (options.error ?? InputError)(`${where} = ${id} is outside the vocabulary (0..${vocabSize - 1})${besides}`);
+    const entry = options.indexed === false ? `${name} token ${id}` : `${where} = ${id}`;
+    throw new (options.error ?? InputError)(`${entry} is outside the vocabulary (0..${vocabSize - 1})${besides}`);
   };
   ids.forEach((entry, i) => {
     if (Array.isArray(entry)) {

@@ -28,3 +28,12 @@ export class OpenAIError extends Error {
 
 export const invalidRequest = (message: string, param: string | null = null, code: string | null = null) =>
   new OpenAIError(400, message, 'invalid_request_error', param, code);
+
+/** An error class for the checks the server shares with the library (token ids): a 400 that names `param`. */
+export function invalidParameter(param: string): new (message: string) => OpenAIError {
+  return class extends OpenAIError {
+    constructor(message: string) {
+      super(400, message, 'invalid_request_error', param);
+    }
+  };
+}

@@ -1,6 +1,7 @@
 /** OpenAI's sampling parameters in terms of generate()'s options and logits processors. */
 import type { GenerationConfig, LogitsProcessor } from '../generation/index.js';
-import { invalidRequest } from './errors.js';
+import { checkTokenIds } from '../model/index.js';
+import { invalidParameter } from './errors.js';
 import type { SamplingBody } from './schemas.js';
 
 /**
@@ -35,8 +36,7 @@ export function stopStrings(stop: SamplingBody['stop']): string[] {
 export function openAIProcessors(body: SamplingBody, promptLength: number, vocabSize: number): LogitsProcessor[] {
   const processors: LogitsProcessor[] = [];
   const bias = Object.entries(body.logit_bias ?? {}).map(([token, value]) => [Number(token), value] as const);
-  const outside = bias.find(([token]) => token >= vocabSize);
-  if (outside) throw invalidRequest(`logit_bias names token ${outside[0]}, outside the vocabulary (0..${vocabSize - 1})`, 'logit_bias');
+  checkTokenIds(bias.map(([token]) => token), vocabSize, 'logit_bias', { error: invalidParameter('logit_bias'), indexed: false });
   if (bias.length > 0) {
     processors.push((scores) => {
       for (const [token, value] of bias) scores[token]! += value;

@@ -6,13 +6,14 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type HubOptions, resolveModelFolder } from '../hub/index.js';
+import type { WeightFormat } from '../convert/index.js';
 import { GPTNeoForCausalLM } from '../modeling/index.js';
-import { type WeightFormat } from '../convert/index.js';
+import { checkTokenIds } from '../model/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
 import { Engine, QueueFullError, type SequenceRequest, type SequenceStream } from '../generation/index.js';
 import { ChatTemplate } from './chat-template.js';
 import { type ChoiceLimits, choiceText, planChoices } from './choices.js';
-import { invalidRequest, OpenAIError } from './errors.js';
+import { invalidParameter, invalidRequest, OpenAIError } from './errors.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { chatFormat, completionFormat, emptyResult, EventStream, record, type ResponseFormat, usageOf } from './responses.js';
 import {
@@ -319,8 +320,7 @@ function completionPrompts(prompt: CompletionBody['prompt'], tokenizer: GPT2Toke
       const tokens = tokenizer.encode(row);
       return { text: row, tokens: tokens.length === 0 && eos !== null ? [eos] : tokens };
     }
-    const bad = row.find((id) => id < 0 || id >= tokenizer.vocab_size);
-    if (bad !== undefined) throw invalidRequest(`prompt holds token id ${bad}, outside the vocabulary (0..${tokenizer.vocab_size - 1})`, 'prompt');
+    checkTokenIds(row, tokenizer.vocab_size, 'prompt', { error: invalidParameter('prompt') });
     return { text: tokenizer.decode(row), tokens: row };
   });
 }

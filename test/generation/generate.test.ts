@@ -202,7 +202,7 @@ describe('request checks', () => {
     ['out-of-vocab id', { input_ids: [[9]], config: {} }, /vocabulary/],
     ['right padding', { input_ids: [[1, 2]], attention_mask: [[1, 0]], config: {} }, /left padding/],
     ['empty prompt', { input_ids: [[]], config: {} }, /must not be empty/],
-    ['eos outside vocab', { input_ids: [[1]], config: { eos_token_id: 8 } }, /eos_token_id holds 8/],
+    ['eos outside vocab', { input_ids: [[1]], config: { eos_token_id: 8 } }, /eos_token_id token 8 is outside the vocabulary \(0\.\.7\)/],
     ['too long', { input_ids: [[1]], config: { max_new_tokens: 64 } }, /max_new_tokens \(64\).*context window of 64.*at most 63/],
   ];
   for (const [name, request, message] of cases) {

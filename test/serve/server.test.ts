@@ -247,8 +247,8 @@ describe('errors as OpenAI returns them', () => {
       [{ model: NAME, prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', "'stop' must be a string or an array of at most 4 strings."],
       [{ model: NAME, prompt: 'x', logprobs: 6 }, 'logprobs', "'logprobs' must be <= 5."],
       [{ model: NAME }, 'prompt', "'prompt' is required."],
-      [{ model: NAME, prompt: [50257] }, 'prompt', 'prompt holds token id 50257, outside the vocabulary (0..50256)'],
-      [{ model: NAME, prompt: 'x', logit_bias: { 60000: 1 } }, 'logit_bias', 'logit_bias names token 60000, outside the vocabulary (0..50256)'],
+      [{ model: NAME, prompt: [50257] }, 'prompt', 'prompt[0] = 50257 is outside the vocabulary (0..50256)'],
+      [{ model: NAME, prompt: 'x', logit_bias: { 60000: 1 } }, 'logit_bias', 'logit_bias token 60000 is outside the vocabulary (0..50256)'],
       [{ model: NAME, prompt: 'x', logit_bias: { 5: 101 } }, 'logit_bias.5', "'logit_bias.5' must be <= 100."],
     ] as const) {
       const response = await post('/v1/completions', body);
