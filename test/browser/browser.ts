@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { buildBrowser } from '../../scripts/build-browser.mjs';
-import { launchChromium } from '../../src/bench/chromium.js';
+import { launchChromium } from '../../bench/chromium.js';
 import { startDemoServer } from '../../src/cli/demo.js';
 import type { WeightFormat } from '../../src/model/index.js';
 import { expect } from 'vitest';

@@ -3,7 +3,7 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPT_NEO_1_3B_CONFIG, gptNeoTensors } from '../../src/bench/random-checkpoint.js';
+import { GPT_NEO_1_3B_CONFIG, gptNeoTensors } from '../../bench/random-checkpoint.js';
 import { convertCheckpoint, WASM_WEIGHTS_LIMIT } from '../../src/browser/convert.js';
 import type { ConvertedModelStore } from '../../src/browser/storage.js';
 import { localModelFiles } from '../../src/weights/index.js';

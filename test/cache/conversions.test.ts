@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../../src/bench/random-checkpoint.js';
+import { GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../../bench/random-checkpoint.js';
 import { resolveModelFolder } from '../../src/hub/index.js';
 import { listConversions } from '../../src/model/conversion-cache.js';
 import { fixture, fixtureRepo } from '../helpers/fixtures.js';

@@ -1,7 +1,7 @@
-import { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, parseConfig, type WeightFormat } from '../model/index.js';
-import { GraphBuilder } from '../onnx/graph.js';
-import { OrtTensor } from '../runtime/session.js';
-import type { Checkpoint, TensorInfo } from '../weights/index.js';
+import { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, parseConfig, type WeightFormat } from '../src/model/index.js';
+import { GraphBuilder } from '../src/onnx/graph.js';
+import { OrtTensor } from '../src/runtime/session.js';
+import type { Checkpoint, TensorInfo } from '../src/weights/index.js';
 import { fastestRun } from './fastest-run.js';
 import { GPT_NEO_1_3B_CONFIG, noise } from './random-checkpoint.js';
 

@@ -1,6 +1,6 @@
 // One training benchmark process: a Trainer on a random checkpoint, a warm-up step, then timed steps.
 // Prints { tokensPerSecond, secondsPerStep, peakRssBytes, parameters } as JSON.
-import { Trainer } from '../train/index.js';
+import { Trainer } from '../src/train/index.js';
 
 const [folder, mode, blockText, batchText, threadsText, stepsText] = process.argv.slice(2) as [string, 'full' | 'lora', string, string, string, string];
 const [T, B, steps] = [Number(blockText), Number(batchText), Number(stepsText)];

@@ -1,6 +1,6 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
 import { readFileSync } from 'node:fs';
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { GPTNeoForCausalLM, type WeightFormat } from '../src/model/index.js';
 import { weightBytes } from './weight-bytes.js';
 
 export interface RunReport {

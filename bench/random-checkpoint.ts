@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeSafetensors } from '../weights/index.js';
+import { writeSafetensors } from '../src/weights/index.js';
 
 /** config.json of EleutherAI/gpt-neo-1.3B, as published. */
 export const GPT_NEO_1_3B_CONFIG = {

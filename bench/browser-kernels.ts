@@ -1,4 +1,4 @@
-// `node dist/bench/browser-kernels.js`: why decoding in the page is slower than in Node. Times the project's
+// `npm run bench:browser-kernels`: why decoding in the page is slower than in Node. Times the project's
 // linear layers alone (as the model builds them in each weight format, one token through 134 M parameters) in
 // onnxruntime-node and in headless Chromium's onnxruntime-web (WebAssembly, 2 threads), fastest of several runs.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { startDemoServer } from '../cli/demo.js';
-import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../model/index.js';
-import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
-import { OrtTensor, RuntimeSession } from '../runtime/session.js';
+import { startDemoServer } from '../src/cli/demo.js';
+import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../src/model/index.js';
+import { MODEL_FILE, writeOnnxModel } from '../src/onnx/write.js';
+import { OrtTensor, RuntimeSession } from '../src/runtime/session.js';
 import { launchChromium } from './chromium.js';
 import { fastestOf } from './fastest-run.js';
 import { randomLinearLayers } from './linear-layers.js';

@@ -5,8 +5,8 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import { startDemoServer } from '../cli/demo.js';
-import { GPTNeoForCausalLM, type WeightFormat } from '../model/index.js';
+import { startDemoServer } from '../src/cli/demo.js';
+import { GPTNeoForCausalLM, type WeightFormat } from '../src/model/index.js';
 import { launchChromium } from './chromium.js';
 import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from './random-checkpoint.js';
 

@@ -1,5 +1,5 @@
-import { GraphBuilder } from '../onnx/graph.js';
-import { OrtTensor } from '../runtime/session.js';
+import { GraphBuilder } from '../src/onnx/graph.js';
+import { OrtTensor } from '../src/runtime/session.js';
 import { openTimedGraph } from './fastest-run.js';
 
 const K = 8192;

@@ -1,4 +1,4 @@
-import { LINEAR_BYTES_PER_PARAMETER, type GPTNeoConfig, type WeightFormat } from '../model/index.js';
+import { LINEAR_BYTES_PER_PARAMETER, type GPTNeoConfig, type WeightFormat } from '../src/model/index.js';
 
 /**
  * Bytes of weights one decoded token reads (every linear layer and the head) and bytes of all weights the model

@@ -9,8 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
-import { GraphBuilder } from '../onnx/graph.js';
-import { OrtTensor } from '../runtime/session.js';
+import { GraphBuilder } from '../src/onnx/graph.js';
+import { OrtTensor } from '../src/runtime/session.js';
+import { BENCH_SOURCE } from './checkout.js';
 import { fastestRun } from './fastest-run.js';
 import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from './random-checkpoint.js';
 
@@ -63,9 +64,9 @@ async function runChild(folder: string, mode: 'full' | 'lora', block: number, ba
   return JSON.parse(stdout) as TrainReport;
 }
 
-/** The same step in PyTorch float32 on the CPU (src/bench/torch-train-step.py), when $PYTHON (default python3) has torch. */
+/** The same step in PyTorch float32 on the CPU (bench/torch-train-step.py), when $PYTHON (default python3) has torch. */
 async function torchPeer(block: number, batch: number): Promise<(Omit<TrainReport, 'parameters'> & { gemmFlops: number }) | undefined> {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'bench', 'torch-train-step.py');
+  const script = path.join(BENCH_SOURCE, 'torch-train-step.py');
   const { hidden_size: C, num_layers: L, num_heads: H } = GPT_NEO_125M_CONFIG;
   try {
     const args = [script, C, L, H, block, batch, threads, options.steps].map(String);
