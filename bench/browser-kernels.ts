@@ -10,10 +10,10 @@ import { startDemoServer } from '../src/cli/demo.js';
 import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../src/model/index.js';
 import { MODEL_FILE, writeOnnxModel } from '../src/onnx/write.js';
 import { OrtTensor, RuntimeSession } from '../src/runtime/session.js';
-import { launchChromium } from './chromium.js';
+import { launchChromium } from '../test/helpers/chromium.js';
+import { noise } from '../test/helpers/random-checkpoint.js';
 import { fastestOf } from './fastest-run.js';
 import { randomLinearLayers } from './linear-layers.js';
-import { noise } from './random-checkpoint.js';
 
 /** Eight 2048 -> 8192 layers (the 1.3B's c_fc): 134 M parameters, 0.5 GB in fp32, which a page can hold. */
 const K = 2048;
