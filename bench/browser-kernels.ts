@@ -6,13 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { startDemoServer } from '../src/cli/demo.js';
-import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../src/model/index.js';
-import { MODEL_FILE, writeOnnxModel } from '../src/onnx/write.js';
-import { OrtTensor, RuntimeSession } from '../src/runtime/session.js';
+import type { WeightFormat } from '../src/index.js';
 import { launchChromium } from '../test/helpers/chromium.js';
 import { noise } from '../test/helpers/random-checkpoint.js';
 import { fastestOf } from './fastest-run.js';
+import { LINEAR_BYTES_PER_PARAMETER, MODEL_FILE, OrtTensor, RuntimeSession, startDemoServer, writeOnnxModel } from './internals.js';
 import { randomLinearLayers } from './linear-layers.js';
 
 /** Eight 2048 -> 8192 layers (the 1.3B's c_fc): 134 M parameters, 0.5 GB in fp32, which a page can hold. */

@@ -1,9 +1,16 @@
-import { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, parseConfig, type WeightFormat } from '../src/model/index.js';
-import { GraphBuilder } from '../src/onnx/graph.js';
-import { OrtTensor } from '../src/runtime/session.js';
-import type { Checkpoint, TensorInfo } from '../src/weights/index.js';
+import type { WeightFormat } from '../src/index.js';
 import { GPT_NEO_1_3B_CONFIG, noise } from '../test/helpers/random-checkpoint.js';
 import { fastestRun } from './fastest-run.js';
+import {
+  type Checkpoint,
+  checkpointParameters,
+  type Float32Kernel,
+  GraphBuilder,
+  LINEAR_BYTES_PER_PARAMETER,
+  OrtTensor,
+  parseConfig,
+  type TensorInfo,
+} from './internals.js';
 
 /** As many weights as GPT-Neo 1.3B's blocks (24 x 50.3M), in 2048 -> 8192 layers like its c_fc. */
 const K = 2048;

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { WeightFormat } from '../src/model/index.js';
+import type { WeightFormat } from '../src/index.js';
 
 /** The GGUF type that reads what each of our formats reads per token. */
 export const PEER_FORMATS: Record<WeightFormat, string> = { fp32: 'f32', q8: 'q8_0', q4: 'q4_0' };

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
-import { WEIGHT_FORMATS, type WeightFormat } from '../src/model/index.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../src/index.js';
 import { ensureRandomCheckpoint } from '../test/helpers/random-checkpoint.js';
 import { measureReadBandwidth } from './bandwidth.js';
 import { CHECKOUT } from './checkout.js';

@@ -1,5 +1,6 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
 import { readFileSync } from 'node:fs';
+// The model's module alone, not the package's index: the whole package would add to the start-up time measured here.
 import { GPTNeoForCausalLM, type WeightFormat } from '../src/model/index.js';
 import { weightBytes } from './weight-bytes.js';
 

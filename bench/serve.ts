@@ -4,8 +4,7 @@
 import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { GPTNeoForCausalLM, type WeightFormat } from '../src/model/index.js';
-import { createServer } from '../src/serve/index.js';
+import { createServer, GPTNeoForCausalLM, type WeightFormat } from '../src/index.js';
 import { weightBytes } from './weight-bytes.js';
 
 export interface ServeReport {

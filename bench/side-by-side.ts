@@ -1,7 +1,7 @@
 // `npm run bench -- --llamacpp <build folder>`: batch-1 decode of this project and of llama.cpp on the same
 // machine, in interleaved rounds (bandwidth probe, ours, theirs, per format), because this host's speed moves by
 // up to 2x within minutes: only pairs measured back to back compare, and only medians over rounds summarize.
-import type { WeightFormat } from '../src/model/index.js';
+import type { WeightFormat } from '../src/index.js';
 import { openBandwidthProbe } from './bandwidth.js';
 import type { LlamaCppPeer } from './llamacpp-peer.js';
 import { PEER_FORMATS } from './llamacpp-peer.js';

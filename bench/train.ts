@@ -9,11 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
-import { GraphBuilder } from '../src/onnx/graph.js';
-import { OrtTensor } from '../src/runtime/session.js';
 import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../test/helpers/random-checkpoint.js';
 import { BENCH_SOURCE } from './checkout.js';
 import { fastestRun } from './fastest-run.js';
+import { GraphBuilder, OrtTensor } from './internals.js';
 
 const program = new Command('bench:train')
   .option('--folder <dir>', 'where the random checkpoints live', path.join(os.homedir(), '.cache', 'gpt-neo-bench'))

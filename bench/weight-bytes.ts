@@ -1,3 +1,4 @@
+// The model's module alone, not internals.js: run.ts loads this file, and its start-up time is measured.
 import { LINEAR_BYTES_PER_PARAMETER, type GPTNeoConfig, type WeightFormat } from '../src/model/index.js';
 
 /**
