@@ -6,7 +6,7 @@ import { openBandwidthProbe } from './bandwidth.js';
 import type { LlamaCppPeer } from './llamacpp-peer.js';
 import { PEER_FORMATS } from './llamacpp-peer.js';
 
-/** Short and long context of the comparison: the 16 and ~1,900 tokens (room for the decoded tokens in 2,048). */
+/** Short and long context of the comparison: the 16 and ~1,900 tokens docs/speed.md reports decode at (room for the decoded tokens in 2,048). */
 export const PEER_CONTEXTS = [16, 1900] as const;
 
 export interface SideBySideOptions {

@@ -128,7 +128,7 @@ console.log(`float32 GEMM peak (2048^3 MatMul, ONNX Runtime, ${threads} threads)
 if (modes.includes('full')) {
   const small = path.join(options.folder, 'gpt-neo-125M-random');
   if (!existsSync(path.join(small, 'model.safetensors'))) await writeRandomCheckpoint(small, GPT_NEO_125M_CONFIG);
-  // The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB.
+  // The full fine-tune's memory budget (docs/training.md): 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB.
   const budget = (checkpointed: boolean) =>
     gb(16 * parameterCount(GPT_NEO_125M_CONFIG) + activationBytes(GPT_NEO_125M_CONFIG, 512, 4, checkpointed) + 1e9);
   const flops = stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false);
