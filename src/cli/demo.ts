@@ -8,8 +8,19 @@ import sirv from 'sirv';
 import { assertRepoId } from '../hub/resolve.js';
 import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 
-/** The browser build in dist/web (`npm run build` writes it; the same path from src/cli and dist/cli): library, conversion worker, demo page, ONNX Runtime's WebAssembly. */
-export const WEB_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+/**
+ * The browser build in dist/web (`npm run build` writes it): library, conversion worker, demo page, ONNX Runtime's
+ * WebAssembly. Found from the package root above this file rather than a fixed `../..`, because this module also
+ * runs from src/cli (tests) and from the benchmarks' build (dist-bench/src/cli), not only from dist/cli.
+ */
+export const WEB_ROOT = path.join(packageRoot(path.dirname(fileURLToPath(import.meta.url))), 'dist', 'web');
+
+function packageRoot(from: string): string {
+  for (let folder = from; ; folder = path.dirname(folder)) {
+    if (existsSync(path.join(folder, 'package.json'))) return folder;
+    if (path.dirname(folder) === folder) throw new Error(`no package.json above ${from}`);
+  }
+}
 
 export interface DemoServerOptions {
   /** Hub id or local folder; a folder is served at /model/. */

@@ -4,8 +4,8 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openLlamaCppPeer, parseBatchedBench } from '../../src/bench/llamacpp-peer.js';
-import { spread } from '../../src/bench/side-by-side.js';
+import { openLlamaCppPeer, parseBatchedBench } from '../../bench/llamacpp-peer.js';
+import { spread } from '../../bench/side-by-side.js';
 
 const folders: string[] = [];
 afterEach(async () => {

@@ -2,10 +2,10 @@
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { buildBrowser } from '../../scripts/build-browser.mjs';
-import { launchChromium } from '../../src/bench/chromium.js';
 import { startDemoServer } from '../../src/cli/demo.js';
 import type { WeightFormat } from '../../src/convert/index.js';
 import { expect } from 'vitest';
+import { launchChromium } from '../helpers/chromium.js';
 import { FIXTURES, maxAbsDiff } from '../helpers/fixtures.js';
 
 export interface BrowserHarness {

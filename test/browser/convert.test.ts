@@ -3,11 +3,11 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPT_NEO_1_3B_CONFIG, gptNeoTensors } from '../../src/bench/random-checkpoint.js';
 import { convertCheckpoint, WASM_WEIGHTS_LIMIT } from '../../src/browser/convert.js';
 import type { ConvertedModelStore } from '../../src/browser/storage.js';
 import { localModelFiles } from '../../src/weights/index.js';
 import { fixture } from '../helpers/fixtures.js';
+import { GPT_NEO_1_3B_CONFIG, gptNeoTensors } from '../helpers/random-checkpoint.js';
 
 /** A store in memory, counting what the converter asks of it. */
 function memoryStore(): ConvertedModelStore & { entries: Map<string, { model: Uint8Array; weights: Uint8Array }> } {

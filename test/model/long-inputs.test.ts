@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../../src/bench/random-checkpoint.js';
 import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
+import { GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../helpers/random-checkpoint.js';
 
 const TOL = 1e-4;
 const LENGTH = 700;

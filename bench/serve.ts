@@ -4,9 +4,7 @@
 import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { GPTNeoForCausalLM } from '../modeling/index.js';
-import { type WeightFormat } from '../convert/index.js';
-import { createServer } from '../serve/index.js';
+import { createServer, GPTNeoForCausalLM, type WeightFormat } from '../src/index.js';
 import { weightBytes } from './weight-bytes.js';
 
 export interface ServeReport {

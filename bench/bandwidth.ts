@@ -1,6 +1,5 @@
-import { GraphBuilder } from '../onnx/graph.js';
-import { OrtTensor } from '../runtime/session.js';
 import { openTimedGraph } from './fastest-run.js';
+import { GraphBuilder, OrtTensor } from './internals.js';
 
 const K = 8192;
 const N = 32768;

@@ -5,11 +5,10 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import { startDemoServer } from '../cli/demo.js';
-import { GPTNeoForCausalLM } from '../modeling/index.js';
-import { type WeightFormat } from '../convert/index.js';
-import { launchChromium } from './chromium.js';
-import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from './random-checkpoint.js';
+import { GPTNeoForCausalLM, type WeightFormat } from '../src/index.js';
+import { launchChromium } from '../test/helpers/chromium.js';
+import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../test/helpers/random-checkpoint.js';
+import { startDemoServer } from './internals.js';
 
 /** config.json of EleutherAI/gpt-neo-125M, as published (what differs from the 1.3B). */
 const GPT_NEO_125M_CONFIG = {

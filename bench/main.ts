@@ -7,11 +7,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
-import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../src/index.js';
+import { ensureRandomCheckpoint } from '../test/helpers/random-checkpoint.js';
 import { measureReadBandwidth } from './bandwidth.js';
+import { CHECKOUT } from './checkout.js';
 import { measureLinearLayers } from './linear-layers.js';
 import { openLlamaCppPeer } from './llamacpp-peer.js';
-import { ensureRandomCheckpoint } from './random-checkpoint.js';
 import type { RunReport } from './run.js';
 import type { ServeReport } from './serve.js';
 import { PEER_CONTEXTS, runSideBySide, sideBySideTable } from './side-by-side.js';
@@ -39,7 +40,7 @@ const threads = Number(options.threads);
 const runScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run.js');
 const cache = path.join(options.folder, 'conversions');
 /** GPT-2's tokenizer files, for the server scenario (the random checkpoint has none). */
-const tokenizerFixture = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'gpt-neo', 'tiny-gpt2vocab');
+const tokenizerFixture = path.join(CHECKOUT, 'test', 'fixtures', 'gpt-neo', 'tiny-gpt2vocab');
 
 /**
  * glibc's malloc advises its heap for 2 MiB pages, so ONNX Runtime's pre-packed q8/q4 weights and the KV cache are

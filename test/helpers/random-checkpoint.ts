@@ -1,7 +1,9 @@
+// GPT-Neo checkpoints of published shapes with random weights, written on the spot: the benchmarks measure on
+// them, and tests check what depends only on the shape (the 1.3B's size, long inputs) without a download.
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeSafetensors } from '../weights/index.js';
+import { writeSafetensors } from '../../src/weights/index.js';
 
 /** config.json of EleutherAI/gpt-neo-1.3B, as published. */
 export const GPT_NEO_1_3B_CONFIG = {

@@ -9,10 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
-import { GraphBuilder } from '../onnx/graph.js';
-import { OrtTensor } from '../runtime/session.js';
+import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from '../test/helpers/random-checkpoint.js';
+import { BENCH_SOURCE } from './checkout.js';
 import { fastestRun } from './fastest-run.js';
-import { ensureRandomCheckpoint, GPT_NEO_1_3B_CONFIG, writeRandomCheckpoint } from './random-checkpoint.js';
+import { GraphBuilder, OrtTensor } from './internals.js';
 
 const program = new Command('bench:train')
   .option('--folder <dir>', 'where the random checkpoints live', path.join(os.homedir(), '.cache', 'gpt-neo-bench'))
@@ -63,9 +63,9 @@ async function runChild(folder: string, mode: 'full' | 'lora', block: number, ba
   return JSON.parse(stdout) as TrainReport;
 }
 
-/** The same step in PyTorch float32 on the CPU (src/bench/torch-train-step.py), when $PYTHON (default python3) has torch. */
+/** The same step in PyTorch float32 on the CPU (bench/torch-train-step.py), when $PYTHON (default python3) has torch. */
 async function torchPeer(block: number, batch: number): Promise<(Omit<TrainReport, 'parameters'> & { gemmFlops: number }) | undefined> {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'bench', 'torch-train-step.py');
+  const script = path.join(BENCH_SOURCE, 'torch-train-step.py');
   const { hidden_size: C, num_layers: L, num_heads: H } = GPT_NEO_125M_CONFIG;
   try {
     const args = [script, C, L, H, block, batch, threads, options.steps].map(String);
@@ -128,7 +128,7 @@ console.log(`float32 GEMM peak (2048^3 MatMul, ONNX Runtime, ${threads} threads)
 if (modes.includes('full')) {
   const small = path.join(options.folder, 'gpt-neo-125M-random');
   if (!existsSync(path.join(small, 'model.safetensors'))) await writeRandomCheckpoint(small, GPT_NEO_125M_CONFIG);
-  // The issue's budget: 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB.
+  // The full fine-tune's memory budget (docs/training.md): 16 bytes per parameter (weights, gradients, two moments) + activations + 1 GB.
   const budget = (checkpointed: boolean) =>
     gb(16 * parameterCount(GPT_NEO_125M_CONFIG) + activationBytes(GPT_NEO_125M_CONFIG, 512, 4, checkpointed) + 1e9);
   const flops = stepFlops(GPT_NEO_125M_CONFIG, 512, 4, false);

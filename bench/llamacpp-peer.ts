@@ -1,11 +1,11 @@
 // llama.cpp as a side-by-side peer of `npm run bench`: the best-known CPU engine decoding a GPT-2-architecture
-// GGUF of GPT-Neo 1.3B's exact shape (same bytes per token), built by /work/shared/tools/llamacpp-peer/build.sh
-// or by hand (see docs/speed.md). Nothing of llama.cpp is part of this package; the bench runs its binaries.
+// GGUF of GPT-Neo 1.3B's exact shape (same bytes per token), built by the side-by-side peer tools or by hand
+// (docs/speed.md). Nothing of llama.cpp is part of this package; the bench runs its binaries.
 import { execFile } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { WeightFormat } from '../convert/index.js';
+import type { WeightFormat } from '../src/index.js';
 
 /** The GGUF type that reads what each of our formats reads per token. */
 export const PEER_FORMATS: Record<WeightFormat, string> = { fp32: 'f32', q8: 'q8_0', q4: 'q4_0' };
@@ -48,7 +48,7 @@ export async function openLlamaCppPeer(folder: string, formats: readonly WeightF
   const gguf = (format: WeightFormat) => path.join(root, `gpt2-1.3b-${PEER_FORMATS[format]}.gguf`);
   for (const format of formats) {
     if (!(await access(gguf(format), constants.R_OK).then(() => true, () => false))) {
-      throw new Error(`llama.cpp peer: ${gguf(format)} is missing (the ${format} peer; build.sh writes it)`);
+      throw new Error(`llama.cpp peer: ${gguf(format)} is missing (the ${format} peer: a GGUF of GPT-Neo 1.3B's shape, see docs/speed.md)`);
     }
   }
   const found = tool;

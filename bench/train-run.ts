@@ -1,6 +1,7 @@
 // One training benchmark process: a Trainer on a random checkpoint, a warm-up step, then timed steps.
 // Prints { tokensPerSecond, secondsPerStep, peakRssBytes, parameters } as JSON.
-import { Trainer } from '../train/index.js';
+// The trainer's module alone, not the package's index: the whole package would add to the peak RSS measured here.
+import { Trainer } from '../src/train/index.js';
 
 const [folder, mode, blockText, batchText, threadsText, stepsText] = process.argv.slice(2) as [string, 'full' | 'lora', string, string, string, string];
 const [T, B, steps] = [Number(blockText), Number(batchText), Number(stepsText)];

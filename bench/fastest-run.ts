@@ -1,9 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { GraphBuilder } from '../onnx/graph.js';
-import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
-import { type OrtTensor, RuntimeSession, type RuntimeOptions } from '../runtime/session.js';
+import { type GraphBuilder, MODEL_FILE, type OrtTensor, type RuntimeOptions, RuntimeSession, writeOnnxModel } from './internals.js';
 
 /**
  * Calls `work` `runs` times after two warm-up calls and returns the fastest call in seconds: on a shared machine

@@ -1,10 +1,16 @@
-import { checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../convert/index.js';
-import { parseConfig } from '../model/index.js';
-import { GraphBuilder } from '../onnx/graph.js';
-import { OrtTensor } from '../runtime/session.js';
-import type { Checkpoint, TensorInfo } from '../weights/index.js';
+import type { WeightFormat } from '../src/index.js';
+import { GPT_NEO_1_3B_CONFIG, noise } from '../test/helpers/random-checkpoint.js';
 import { fastestRun } from './fastest-run.js';
-import { GPT_NEO_1_3B_CONFIG, noise } from './random-checkpoint.js';
+import {
+  type Checkpoint,
+  checkpointParameters,
+  type Float32Kernel,
+  GraphBuilder,
+  LINEAR_BYTES_PER_PARAMETER,
+  OrtTensor,
+  parseConfig,
+  type TensorInfo,
+} from './internals.js';
 
 /** As many weights as GPT-Neo 1.3B's blocks (24 x 50.3M), in 2048 -> 8192 layers like its c_fc. */
 const K = 2048;

@@ -1,7 +1,8 @@
 // One benchmark process: load (converting on a cold cache), then time first token, decode and prefill.
 import { readFileSync } from 'node:fs';
-import { GPTNeoForCausalLM } from '../modeling/index.js';
-import { type WeightFormat } from '../convert/index.js';
+// The model's modules alone, not the package's index: the whole package would add to the start-up time measured here.
+import type { WeightFormat } from '../src/convert/index.js';
+import { GPTNeoForCausalLM } from '../src/modeling/index.js';
 import { weightBytes } from './weight-bytes.js';
 
 export interface RunReport {

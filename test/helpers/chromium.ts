@@ -1,5 +1,5 @@
 // Headless Chromium from the system (Debian's `chromium` package), driven by playwright-core: no browser
-// download at install. Used by the browser tests and `npm run bench:browser`.
+// download at install. Shared by the browser tests and the browser benches (bench/).
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

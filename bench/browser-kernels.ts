@@ -1,4 +1,4 @@
-// `node dist/bench/browser-kernels.js`: why decoding in the page is slower than in Node. Times the project's
+// `npm run bench:browser-kernels`: why decoding in the page is slower than in Node. Times the project's
 // linear layers alone (as the model builds them in each weight format, one token through 134 M parameters) in
 // onnxruntime-node and in headless Chromium's onnxruntime-web (WebAssembly, 2 threads), fastest of several runs.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -6,14 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { startDemoServer } from '../cli/demo.js';
-import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../convert/index.js';
-import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
-import { OrtTensor, RuntimeSession } from '../runtime/session.js';
-import { launchChromium } from './chromium.js';
+import type { WeightFormat } from '../src/index.js';
+import { launchChromium } from '../test/helpers/chromium.js';
+import { noise } from '../test/helpers/random-checkpoint.js';
 import { fastestOf } from './fastest-run.js';
+import { LINEAR_BYTES_PER_PARAMETER, MODEL_FILE, OrtTensor, RuntimeSession, startDemoServer, writeOnnxModel } from './internals.js';
 import { randomLinearLayers } from './linear-layers.js';
-import { noise } from './random-checkpoint.js';
 
 /** Eight 2048 -> 8192 layers (the 1.3B's c_fc): 134 M parameters, 0.5 GB in fp32, which a page can hold. */
 const K = 2048;

@@ -1,12 +1,12 @@
 // `npm run bench -- --llamacpp <build folder>`: batch-1 decode of this project and of llama.cpp on the same
 // machine, in interleaved rounds (bandwidth probe, ours, theirs, per format), because this host's speed moves by
 // up to 2x within minutes: only pairs measured back to back compare, and only medians over rounds summarize.
-import type { WeightFormat } from '../convert/index.js';
+import type { WeightFormat } from '../src/index.js';
 import { openBandwidthProbe } from './bandwidth.js';
 import type { LlamaCppPeer } from './llamacpp-peer.js';
 import { PEER_FORMATS } from './llamacpp-peer.js';
 
-/** Short and long context of the comparison: the issue's 16 and ~1,900 tokens (room for the decoded tokens in 2,048). */
+/** Short and long context of the comparison: the 16 and ~1,900 tokens docs/speed.md reports decode at (room for the decoded tokens in 2,048). */
 export const PEER_CONTEXTS = [16, 1900] as const;
 
 export interface SideBySideOptions {

@@ -1,5 +1,6 @@
-import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../convert/index.js';
-import { type GPTNeoConfig } from '../model/index.js';
+// The modules alone, not internals.js: run.ts loads this file, and its start-up time is measured.
+import { LINEAR_BYTES_PER_PARAMETER, type WeightFormat } from '../src/convert/index.js';
+import type { GPTNeoConfig } from '../src/model/index.js';
 
 /**
  * Bytes of weights one decoded token reads (every linear layer and the head) and bytes of all weights the model
