@@ -115,36 +115,7 @@ export function resolveGenerationConfig(config: GenerationConfig, context: Gener
     );
   }
 
-  const maxNewTokens = optionalInteger('max_new_tokens', config.max_new_tokens, 1);
-  const maxLengthOption = optionalInteger('max_length', config.max_length, 1);
-  const minNewTokens = optionalInteger('min_new_tokens', config.min_new_tokens, 0);
-  const minLengthOption = optionalInteger('min_length', config.min_length, 0);
-
-  let maxLength: number;
-  if (maxNewTokens !== undefined) {
-    maxLength = promptLength + maxNewTokens;
-    if (maxLength > maxPositions) {
-      throw new GenerationError(
-        `max_new_tokens (${maxNewTokens}) plus the prompt length (${promptLength}) exceeds the model's context window ` +
-          `of ${maxPositions} positions; at most ${maxPositions - promptLength} new tokens fit.`,
-      );
-    }
-  } else {
-    maxLength = maxLengthOption ?? DEFAULT_MAX_LENGTH;
-    const origin = maxLengthOption === undefined ? ' (the default)' : '';
-    if (maxLength <= promptLength) {
-      throw new GenerationError(
-        `max_length (${maxLength}${origin}) counts the prompt and must exceed the prompt length (${promptLength}); ` +
-          'set max_new_tokens to choose the number of new tokens.',
-      );
-    }
-    if (maxLength > maxPositions) {
-      throw new GenerationError(
-        `max_length (${maxLength}${origin}) exceeds the model's context window of ${maxPositions} positions.`,
-      );
-    }
-  }
-  const minLength = minNewTokens !== undefined ? promptLength + minNewTokens : (minLengthOption ?? 0);
+  const { maxLength, minLength } = resolveLengths(config, promptLength, maxPositions);
 
   const doSampleOption = config.do_sample ?? false;
   if (typeof doSampleOption !== 'boolean') throw invalid('do_sample', doSampleOption, 'must be true or false');
@@ -232,6 +203,41 @@ export function resolveGenerationConfig(config: GenerationConfig, context: Gener
     outputScores,
     topLogprobs,
   };
+}
+
+/** max_length / max_new_tokens and min_length / min_new_tokens as total lengths (prompt included). */
+function resolveLengths(config: GenerationConfig, promptLength: number, maxPositions: number): { maxLength: number; minLength: number } {
+  const maxNewTokens = optionalInteger('max_new_tokens', config.max_new_tokens, 1);
+  const maxLengthOption = optionalInteger('max_length', config.max_length, 1);
+  const minNewTokens = optionalInteger('min_new_tokens', config.min_new_tokens, 0);
+  const minLengthOption = optionalInteger('min_length', config.min_length, 0);
+
+  let maxLength: number;
+  if (maxNewTokens !== undefined) {
+    maxLength = promptLength + maxNewTokens;
+    if (maxLength > maxPositions) {
+      throw new GenerationError(
+        `max_new_tokens (${maxNewTokens}) plus the prompt length (${promptLength}) exceeds the model's context window ` +
+          `of ${maxPositions} positions; at most ${maxPositions - promptLength} new tokens fit.`,
+      );
+    }
+  } else {
+    maxLength = maxLengthOption ?? DEFAULT_MAX_LENGTH;
+    const origin = maxLengthOption === undefined ? ' (the default)' : '';
+    if (maxLength <= promptLength) {
+      throw new GenerationError(
+        `max_length (${maxLength}${origin}) counts the prompt and must exceed the prompt length (${promptLength}); ` +
+          'set max_new_tokens to choose the number of new tokens.',
+      );
+    }
+    if (maxLength > maxPositions) {
+      throw new GenerationError(
+        `max_length (${maxLength}${origin}) exceeds the model's context window of ${maxPositions} positions.`,
+      );
+    }
+  }
+  const minLength = minNewTokens !== undefined ? promptLength + minNewTokens : (minLengthOption ?? 0);
+  return { maxLength, minLength };
 }
 
 function resolveEos(value: number | number[] | null | undefined): number[] {

@@ -204,7 +204,12 @@ export function buildGPTNeoGraph(
   }
   const last = g.node('Gather', [normalized, logitRows], { axis: 0 });
   if (variant !== 'causal-lm' && variant !== 'causal-lm-hidden-states') return taskHead(g, params, variant, last, C, config.num_labels);
-  const logits = params.linear(last, 'lm_head', V, C, false);
+  languageModelHead(g, params, last, V, C);
+}
+
+/** lm_head's logits, and log(sum(exp(logits))) per row for log-probabilities and the loss. */
+function languageModelHead(g: GraphBuilder, params: ParameterSource, x: string, V: number, C: number): void {
+  const logits = params.linear(x, 'lm_head', V, C, false);
   g.output(logits, IO.logits, 'float32', ['rows', V]);
   // Exponentials in float32 (fast), their sum in float64: a float32 sum over 50k terms drifts by ~5e-5,
   // more than the loss tolerance allows.

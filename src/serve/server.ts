@@ -125,37 +125,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
   }));
 
   const context = { engine, tokenizer, metrics, modelName, maxQueue: settings.maxQueue, maxPositions: model.maxPositions, eos: model.config.eos_token_id };
-
-  app.post('/v1/completions', { schema: { body: completionSchema } }, async (request, reply) => {
-    const body = request.body as CompletionBody;
-    checkModel(body.model, modelName);
-    const prompts = completionPrompts(body.prompt, tokenizer, context.eos);
-    const logprobs = body.logprobs ?? null;
-    const echo = body.echo ?? false;
-    const format = completionFormat(tokenizer, prompts, body.n ?? 1, { echo, logprobs: logprobs !== null });
-    await respond(context, request, reply, body, prompts, format, {
-      defaultMaxTokens: 16,
-      maxTokens: body.max_tokens,
-      maxTokensField: 'max_tokens',
-      logprobs,
-      promptScores: echo && logprobs !== null,
-    });
-  });
-
-  app.post('/v1/chat/completions', { schema: { body: chatCompletionSchema } }, async (request, reply) => {
-    const body = request.body as ChatCompletionBody;
-    checkModel(body.model, modelName);
-    const text = chatTemplate.render(body.messages);
-    const prompts = [{ text, tokens: tokenizer.encode(text) }];
-    const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-    await respond(context, request, reply, body, prompts, chatFormat(tokenizer, { logprobs: logprobs !== null }), {
-      defaultMaxTokens: null,
-      maxTokens: body.max_completion_tokens ?? body.max_tokens,
-      maxTokensField: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
-      logprobs,
-      promptScores: false,
-    });
-  });
+  registerCompletions(app, context, chatTemplate);
 
   let closed: Promise<void> | null = null;
   /** Graceful: idle connections close at once, running responses are written out first. Otherwise all are cut. */
@@ -186,6 +156,41 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
     },
     close: () => close(false),
   };
+}
+
+/** POST /v1/completions and /v1/chat/completions: their prompts and formats, then the one shared flow. */
+function registerCompletions(app: FastifyInstance, context: Context, chatTemplate: ChatTemplate): void {
+  const { tokenizer, modelName } = context;
+  app.post('/v1/completions', { schema: { body: completionSchema } }, async (request, reply) => {
+    const body = request.body as CompletionBody;
+    checkModel(body.model, modelName);
+    const prompts = completionPrompts(body.prompt, tokenizer, context.eos);
+    const logprobs = body.logprobs ?? null;
+    const echo = body.echo ?? false;
+    const format = completionFormat(tokenizer, prompts, body.n ?? 1, { echo, logprobs: logprobs !== null });
+    await respond(context, request, reply, body, prompts, format, {
+      defaultMaxTokens: 16,
+      maxTokens: body.max_tokens,
+      maxTokensField: 'max_tokens',
+      logprobs,
+      promptScores: echo && logprobs !== null,
+    });
+  });
+
+  app.post('/v1/chat/completions', { schema: { body: chatCompletionSchema } }, async (request, reply) => {
+    const body = request.body as ChatCompletionBody;
+    checkModel(body.model, modelName);
+    const text = chatTemplate.render(body.messages);
+    const prompts = [{ text, tokens: tokenizer.encode(text) }];
+    const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
+    await respond(context, request, reply, body, prompts, chatFormat(tokenizer, { logprobs: logprobs !== null }), {
+      defaultMaxTokens: null,
+      maxTokens: body.max_completion_tokens ?? body.max_tokens,
+      maxTokensField: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
+      logprobs,
+      promptScores: false,
+    });
+  });
 }
 
 interface Context {
