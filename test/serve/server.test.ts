@@ -236,6 +236,32 @@ describe('continuous batching', () => {
   });
 });
 
+describe('q8 weights', () => {
+  it('greedy requests, alone and batched, give what generate() gives greedily in q8', async () => {
+    const q8 = await createServer({ model: MODEL, servedModelName: NAME, port: 0, threads: 1, maxBatch: 4, dtype: 'q8' });
+    const q8Model = await GPTNeoForCausalLM.from_pretrained(MODEL, { threads: 1, dtype: 'q8' });
+    try {
+      const q8Client = new OpenAI({ baseURL: `${await q8.listen()}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const prompts = ['The cat', 'In 1999 the', 'Hello', 'A long time ago in a galaxy far'];
+      const expected = [];
+      for (const prompt of prompts) {
+        const ids = tokenizer.encode(prompt);
+        const [sequence] = await q8Model.generate({ input_ids: [ids], max_new_tokens: 12 });
+        expected.push(tokenizer.decode(sequence!.slice(ids.length), { skip_special_tokens: true }));
+      }
+      const request = (prompt: string) => q8Client.completions.create({ model: NAME, prompt, max_tokens: 12, temperature: 0 });
+      const alone = [];
+      for (const prompt of prompts) alone.push((await request(prompt)).choices[0]!.text);
+      const together = await Promise.all(prompts.map(request));
+      expect(alone).toEqual(expected);
+      expect(together.map((out) => out.choices[0]!.text)).toEqual(expected);
+    } finally {
+      await q8.close();
+      await q8Model.dispose();
+    }
+  });
+});
+
 describe('errors as OpenAI returns them', () => {
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
