@@ -3,10 +3,12 @@
 #   docker run -p 8000:8000 -v gpt-neo-data:/data -e GPT_NEO_MODEL=EleutherAI/gpt-neo-1.3B -e GPT_NEO_DTYPE=q8 gpt-neo
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json .npmrc tsconfig.json ./
+COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 # `npm ci` builds dist/ through the prepare script; the dev dependencies are dropped afterwards.
-RUN npm ci && npm prune --omit=dev
+# The image's npm 10 ignores package.json's allowScripts, so onnxruntime-node's installer is told by its own
+# variable not to fetch the CUDA libraries, which a CPU image never loads (docs/install.md).
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app

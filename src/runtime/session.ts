@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import './no-telemetry.js';
 import ort from 'onnxruntime-node';
 import type { InferenceRunner, OrtTensor } from './tensor.js';
 import { loadWeightsIntoMemory, type WeightsInMemory } from './weights-in-memory.js';
