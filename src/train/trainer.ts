@@ -5,11 +5,11 @@ import { IO } from '../model/gpt-neo.js';
 import { GraphBuilder } from '../onnx/graph.js';
 import { OrtTensor } from '../runtime/session.js';
 import { type Checkpoint, openCheckpoint, writeSafetensors } from '../weights/index.js';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraSettings } from '../weights/lora-adapter.js';
+import { type LoraConfig, loraConfig, loraConfigProblem, loraDropoutMask, type LoraOptions, writeAdapter } from '../lora/index.js';
 import { TrainingInputError } from './errors.js';
 import { buildBlockTrainingGraph, buildHeadTrainingGraph, buildResidualStreamGraph, TRAIN_IO } from './graph.js';
 import { adamWUpdate, learningRateFactor, type Moments, SCHEDULER_TYPES, type SchedulerType, zeroMoments } from './optimizer.js';
-import { type TrainableTensor, type TrainingParameters, trainingParameters } from './parameters.js';
+import { initialValue, type TrainableTensor, type TrainingParameters, trainingParameters } from './parameters.js';
 import { SeededRandom } from './random.js';
 import { GraphSession } from './sessions.js';
 
@@ -29,7 +29,7 @@ export interface TrainerOptions {
   /** Optimizer steps of the whole run; the linear and cosine schedules need it. */
   max_steps?: number;
   /** LoRA in PEFT's layout: the base model frozen, only the adapters train. */
-  lora?: { r: number; alpha: number; target_modules?: string[]; dropout?: number };
+  lora?: LoraOptions;
   /** What adapter_config.json names as the base model (a Hub id); default: the folder trained from. */
   base_model_name_or_path?: string;
   /** Seed of LoRA's initialisation and dropout. */
@@ -63,8 +63,6 @@ export interface OptimizerState {
   moments: Map<string, Moments>;
 }
 
-/** PEFT's default for GPT-Neo. */
-const DEFAULT_LORA_TARGETS = ['q_proj', 'v_proj'];
 const HIDDEN = -3.4028234663852886e38;
 /**
  * The loss runs over the rows of a batch in chunks of at most this many logits (256 MB of float32) by default,
@@ -111,7 +109,7 @@ export class Trainer {
     readonly config: GPTNeoConfig,
     private readonly source: string,
     private readonly options: Required<Omit<TrainerOptions, 'lora' | 'max_steps' | 'threads' | 'seed' | 'loss_chunk_rows'>> & Pick<TrainerOptions, 'max_steps'>,
-    private readonly lora: LoraSettings | undefined,
+    private readonly lora: LoraConfig | undefined,
     private readonly graphs: TrainingGraphs,
     private readonly seed: number,
     private readonly lossChunkRows: number,
@@ -136,16 +134,9 @@ export class Trainer {
       base_model_name_or_path: options.base_model_name_or_path ?? folder,
     };
     validateSettings(settings);
-    const lora = options.lora && {
-      r: options.lora.r,
-      alpha: options.lora.alpha,
-      target_modules: options.lora.target_modules ?? DEFAULT_LORA_TARGETS,
-      dropout: options.lora.dropout ?? 0,
-    };
-    if (lora && (!Number.isInteger(lora.r) || lora.r < 1 || !(lora.alpha > 0) || lora.target_modules.length === 0)) {
-      throw new TrainingInputError(`LoRA needs r >= 1 (whole number), alpha > 0 and at least one target module`);
-    }
-    if (lora && !(lora.dropout >= 0 && lora.dropout < 1)) throw new TrainingInputError(`LoRA dropout must be in [0, 1), got ${lora.dropout}`);
+    const lora = options.lora && loraConfig(options.lora);
+    const loraProblem = lora && loraConfigProblem(lora);
+    if (loraProblem) throw new TrainingInputError(loraProblem);
     if (options.loss_chunk_rows !== undefined && !(Number.isInteger(options.loss_chunk_rows) && options.loss_chunk_rows >= 1)) {
       throw new TrainingInputError(`loss_chunk_rows must be a whole number >= 1, got ${options.loss_chunk_rows}`);
     }
@@ -267,9 +258,7 @@ export class Trainer {
     await mkdir(outDir, { recursive: true });
     const tensors = this.trainable.map(({ name, shape }) => ({ name, shape, dtype: 'F32' as const, data: () => this.values.get(name)! }));
     if (this.lora) {
-      const config = adapterConfigJson(this.lora, this.options.base_model_name_or_path);
-      await writeFile(path.join(outDir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
-      await writeSafetensors(path.join(outDir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt' });
+      await writeAdapter(outDir, this.lora, this.options.base_model_name_or_path, tensors);
     } else {
       const config = JSON.parse(await readFile(path.join(this.source, 'config.json'), 'utf8')) as Record<string, unknown>;
       config.architectures = ['GPTNeoForCausalLM'];
@@ -408,14 +397,8 @@ export class Trainer {
 
   /** LoRA's dropout masks for every adapter (0 or 1 / (1 - p) per element); all ones when evaluating. */
   private dropoutMasks(rows: number, dropout: SeededRandom | undefined): Map<string, Float32Array> {
-    const keep = 1 - (this.lora?.dropout ?? 0);
-    const masks = new Map<string, Float32Array>();
-    for (const { name, features } of this.graphs.dropoutMasks) {
-      const mask = new Float32Array(rows * features).fill(1);
-      if (dropout) for (let i = 0; i < mask.length; i++) mask[i] = dropout.next() < keep ? 1 / keep : 0;
-      masks.set(name, mask);
-    }
-    return masks;
+    const p = this.lora?.dropout ?? 0;
+    return new Map(this.graphs.dropoutMasks.map(({ name, features }) => [name, loraDropoutMask(rows * features, p, dropout)]));
   }
 
   private lookupEmbeddings(ids: number[]): Float32Array {
@@ -434,7 +417,7 @@ export class Trainer {
 async function openTrainingGraphs(
   config: GPTNeoConfig,
   checkpoint: Checkpoint,
-  lora: LoraSettings | undefined,
+  lora: LoraConfig | undefined,
   threads: number | undefined,
 ): Promise<TrainingGraphs> {
   const build = (buildGraph: (g: GraphBuilder, params: TrainingParameters) => void) => {
@@ -508,18 +491,6 @@ function addGradient(gradients: Map<string, Float32Array>, name: string, part: F
 /** HF's default decay exclusions: every bias and the LayerNorm weights (ln_1, ln_2, ln_f). */
 function isBiasOrNorm(name: string): boolean {
   return name.endsWith('.bias') || /(^|\.)ln_(1|2|f)\./.test(name);
-}
-
-async function initialValue(tensor: TrainableTensor, checkpoint: Awaited<ReturnType<typeof openCheckpoint>>, random: SeededRandom) {
-  const size = tensor.shape.reduce((a, b) => a * b, 1);
-  if (tensor.init === 'checkpoint') return checkpoint.readFloat32(tensor.name);
-  const values = new Float32Array(size);
-  if (tensor.init === 'kaiming_uniform') {
-    // PEFT: kaiming_uniform_(lora_A, a=sqrt(5)), bound = gain * sqrt(3 / fan_in) with gain sqrt(2 / (1 + a^2)) = 1 / sqrt(fan_in).
-    const bound = 1 / Math.sqrt(tensor.shape[1]!);
-    for (let i = 0; i < size; i++) values[i] = (random.next() * 2 - 1) * bound;
-  }
-  return values;
 }
 
 /** [B, 1, T, 1 + T] additive mask over [the masked cache slot, the block]: query t sees keys t - window < j <= t. */
