@@ -20,9 +20,16 @@ interface CaseInput {
 }
 
 interface GradientCase {
+  /** The op whose rule the case checks. */
+  op: string;
+  /** The use of it the model makes. */
+  title: string;
   inputs: CaseInput[];
-  /** The op under test on the declared inputs (float32 or float64 alike); returns its outputs with their shapes. */
-  build: (g: GraphBuilder) => Array<{ name: string; dims: number[] }>;
+  /** Shape of the output of one `op` node on the inputs, in order, with `attributes`. */
+  output?: number[];
+  attributes?: Parameters<GraphBuilder['node']>[2];
+  /** Instead of one plain node: builds the op (float32 or float64 alike); returns its outputs with their shapes. */
+  build?: (g: GraphBuilder) => Array<{ name: string; dims: number[] }>;
   /** Which outputs the objective uses (default all): an unused output's gradient is zero-filled by autodiff. */
   seeded?: number[];
 }
@@ -79,7 +86,7 @@ async function checkGradients(testCase: GradientCase): Promise<void> {
 
   const backward = new GraphBuilder();
   declareInputs(backward, testCase.inputs, 'float32');
-  const outputs = testCase.build(backward);
+  const outputs = buildCase(backward, testCase);
   const seeded = (testCase.seeded ?? outputs.map((_, k) => k)).map((k) => ({ ...outputs[k]!, seed: `seed_${k}` }));
   const seeds = new Map(seeded.map(({ seed, dims: seedDims }, k) => [seed, float32(size(seedDims), 101 + k)]));
   for (const { seed, dims: seedDims } of seeded) {
@@ -93,7 +100,7 @@ async function checkGradients(testCase: GradientCase): Promise<void> {
 
   const forward = new GraphBuilder();
   declareInputs(forward, testCase.inputs, 'float64');
-  testCase.build(forward);
+  buildCase(forward, testCase);
   for (const { name, dims: outputDims } of seeded) forward.output(name, `out_${name}`, 'float64', outputDims);
   const forwardSession = await open(forward);
   const objective = async (at: Map<string, number[]>) => {
@@ -122,76 +129,74 @@ async function checkGradients(testCase: GradientCase): Promise<void> {
   }
 }
 
-/** One node of `opType` on the inputs, with one output of shape `dims`. */
-const single =
-  (opType: string, inputs: string[], dims: number[], attributes: Parameters<GraphBuilder['node']>[2] = {}): GradientCase['build'] =>
-  (g) => [{ name: g.node(opType, inputs, attributes), dims }];
+function buildCase(g: GraphBuilder, testCase: GradientCase): Array<{ name: string; dims: number[] }> {
+  if (testCase.build) return testCase.build(g);
+  return [{ name: g.node(testCase.op, testCase.inputs.map((input) => input.name), testCase.attributes), dims: testCase.output! }];
+}
 
-/** The op whose rule each case checks, and the use of it the model makes. */
-const cases: Array<GradientCase & { op: string; title: string }> = [
-  { op: 'Identity', title: 'passes the gradient on', inputs: [{ name: 'x', dims: [2, 3] }], build: single('Identity', ['x'], [2, 3]) },
-  {
-    op: 'Add',
-    title: 'of two tensors of one shape',
-    inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }],
-    build: single('Add', ['a', 'b'], [2, 3]),
-  },
+const cases: GradientCase[] = [
+  { op: 'Identity', title: 'passes the gradient on', inputs: [{ name: 'x', dims: [2, 3] }], output: [2, 3] },
+  { op: 'Add', title: 'of two tensors of one shape', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }], output: [2, 3] },
   {
     op: 'Add',
     title: 'of a broadcast constant (the attention mask)',
     inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'mask', dims: [2, 1, 4], constant: true }],
-    build: single('Add', ['x', 'mask'], [2, 3, 4]),
+    output: [2, 3, 4],
   },
-  { op: 'Sub', title: 'of two tensors', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }], build: single('Sub', ['a', 'b'], [2, 3]) },
-  { op: 'Mul', title: 'of two tensors', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }], build: single('Mul', ['a', 'b'], [2, 3]) },
+  { op: 'Sub', title: 'of two tensors', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }], output: [2, 3] },
+  { op: 'Mul', title: 'of two tensors', inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }], output: [2, 3] },
   {
     op: 'Mul',
     title: 'by a broadcast constant (LoRA scaling, dropout masks)',
     inputs: [{ name: 'x', dims: [3, 4] }, { name: 'factor', dims: [4], constant: true }],
-    build: single('Mul', ['x', 'factor'], [3, 4]),
+    output: [3, 4],
   },
-  { op: 'Mul', title: 'of a value by itself: both contributions summed', inputs: [{ name: 'x', dims: [2, 3] }], build: single('Mul', ['x', 'x'], [2, 3]) },
   {
-    op: 'MatMul',
-    title: '[m, k] [k, n]',
-    inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [4, 2] }],
-    build: single('MatMul', ['a', 'b'], [3, 2]),
+    op: 'Mul',
+    title: 'of a value by itself: both contributions summed',
+    inputs: [{ name: 'x', dims: [2, 3] }],
+    build: (g) => [{ name: g.node('Mul', ['x', 'x']), dims: [2, 3] }],
   },
+  { op: 'MatMul', title: '[m, k] [k, n]', inputs: [{ name: 'a', dims: [3, 4] }, { name: 'b', dims: [4, 2] }], output: [3, 2] },
   {
     op: 'MatMul',
     title: 'over batch and head axes (attention)',
     inputs: [{ name: 'q', dims: [2, 2, 3, 4] }, { name: 'kT', dims: [2, 2, 4, 3] }],
-    build: single('MatMul', ['q', 'kT'], [2, 2, 3, 3]),
+    output: [2, 2, 3, 3],
   },
   {
     op: 'Gemm',
     title: 'with transB and a bias [n] (nn.Linear)',
     inputs: [{ name: 'x', dims: [3, 4] }, { name: 'w', dims: [5, 4] }, { name: 'bias', dims: [5] }],
-    build: single('Gemm', ['x', 'w', 'bias'], [3, 5], { transB: 1 }),
+    output: [3, 5],
+    attributes: { transB: 1 },
   },
   {
     op: 'Gemm',
     title: 'without transB, with a bias [1, n]',
     inputs: [{ name: 'x', dims: [3, 4] }, { name: 'w', dims: [4, 5] }, { name: 'bias', dims: [1, 5] }],
-    build: single('Gemm', ['x', 'w', 'bias'], [3, 5]),
+    output: [3, 5],
   },
   {
     op: 'Gemm',
     title: 'without a bias (LoRA A and B)',
     inputs: [{ name: 'x', dims: [3, 4] }, { name: 'w', dims: [2, 4] }],
-    build: single('Gemm', ['x', 'w'], [3, 2], { transB: 1 }),
+    output: [3, 2],
+    attributes: { transB: 1 },
   },
   {
     op: 'Transpose',
     title: 'swapping heads and positions',
     inputs: [{ name: 'x', dims: [2, 3, 4, 5] }],
-    build: single('Transpose', ['x'], [2, 4, 3, 5], { perm: [0, 2, 1, 3] }),
+    output: [2, 4, 3, 5],
+    attributes: { perm: [0, 2, 1, 3] },
   },
   {
     op: 'Transpose',
     title: 'by a permutation that is not its own inverse',
     inputs: [{ name: 'x', dims: [2, 3, 4] }],
-    build: single('Transpose', ['x'], [4, 2, 3], { perm: [2, 0, 1] }),
+    output: [4, 2, 3],
+    attributes: { perm: [2, 0, 1] },
   },
   {
     op: 'Reshape',
@@ -203,13 +208,15 @@ const cases: Array<GradientCase & { op: string; title: string }> = [
     op: 'Concat',
     title: 'on axis 0',
     inputs: [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [1, 3] }],
-    build: single('Concat', ['a', 'b'], [3, 3], { axis: 0 }),
+    output: [3, 3],
+    attributes: { axis: 0 },
   },
   {
     op: 'Concat',
     title: 'on the last axis, one input constant (the scores of the cache and the block)',
     inputs: [{ name: 'cached', dims: [2, 3, 1], constant: true }, { name: 'fresh', dims: [2, 3, 4] }],
-    build: single('Concat', ['cached', 'fresh'], [2, 3, 5], { axis: -1 }),
+    output: [2, 3, 5],
+    attributes: { axis: -1 },
   },
   {
     op: 'Split',
@@ -240,16 +247,17 @@ const cases: Array<GradientCase & { op: string; title: string }> = [
     op: 'Gather',
     title: 'of rows, some repeated (an embedding lookup)',
     inputs: [{ name: 'table', dims: [5, 3] }, { name: 'ids', dims: [2, 3], int64: [4, 1, 4, 0, 4, 2] }],
-    build: single('Gather', ['table', 'ids'], [2, 3, 3]),
+    output: [2, 3, 3],
   },
-  { op: 'Softmax', title: 'over the last axis', inputs: [{ name: 'x', dims: [2, 3, 4] }], build: single('Softmax', ['x'], [2, 3, 4], { axis: -1 }) },
+  { op: 'Softmax', title: 'over the last axis', inputs: [{ name: 'x', dims: [2, 3, 4] }], output: [2, 3, 4], attributes: { axis: -1 } },
   {
     op: 'LayerNormalization',
     title: 'over the last axis, with scale and bias',
     inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'scale', dims: [4] }, { name: 'bias', dims: [4] }],
-    build: single('LayerNormalization', ['x', 'scale', 'bias'], [2, 3, 4], { axis: -1, epsilon: { float: 1e-5 } }),
+    output: [2, 3, 4],
+    attributes: { axis: -1, epsilon: { float: 1e-5 } },
   },
-  { op: 'Gelu', title: "approximate = 'tanh' (gelu_new)", inputs: [{ name: 'x', dims: [3, 4] }], build: single('Gelu', ['x'], [3, 4], { approximate: 'tanh' }) },
+  { op: 'Gelu', title: "approximate = 'tanh' (gelu_new)", inputs: [{ name: 'x', dims: [3, 4] }], output: [3, 4], attributes: { approximate: 'tanh' } },
 ];
 
 describe('autodiff rules against central finite differences in float64', () => {
