@@ -1,8 +1,8 @@
+import { adapterTarget, appendLoraUpdate, initialLoraMatrix, type LoraConfig, loraScaling, loraTensorName } from '../lora/index.js';
 import type { GraphBuilder } from '../onnx/graph.js';
 import type { GPTNeoConfig } from '../model/config.js';
 import type { ParameterSource } from '../model/gpt-neo.js';
 import type { Checkpoint } from '../weights/index.js';
-import { adapterTarget, appendLoraUpdate, initialLoraMatrix, type LoraConfig, loraScaling, loraTensorName } from '../lora/index.js';
 import { TrainingInputError } from './errors.js';
 
 /** A tensor the optimizer updates: a graph input fed from JS memory at every step. */
