@@ -2,7 +2,7 @@ import path from 'node:path';
 import { GraphBuilder } from '../onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../onnx/write.js';
 import { openCheckpoint } from '../weights/index.js';
-import { withLoraAdapter } from '../weights/lora-adapter.js';
+import { withLoraAdapter } from '../lora/index.js';
 import type { GPTNeoConfig } from '../model/config.js';
 import { openConversion } from './conversion-cache.js';
 import { buildGPTNeoGraph, GRAPH_FORMAT_VERSION, type GraphVariant } from '../model/gpt-neo.js';

@@ -247,3 +247,6 @@ const RULES: Record<string, GradientRule> = {
     return [g.node('Mul', [dy!, derivative])];
   },
 };
+
+/** The ops appendGradients can differentiate through (besides those whose outputs carry no gradient). */
+export const DIFFERENTIABLE_OPS: readonly string[] = Object.keys(RULES);

@@ -3,7 +3,7 @@
 // folder and renamed into place, so a crash while writing leaves the previous checkpoint as it was.
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ADAPTER_WEIGHTS_FILE } from '../weights/lora-adapter.js';
+import { ADAPTER_WEIGHTS_FILE } from '../lora/index.js';
 import { openSafetensors } from '../weights/safetensors.js';
 import { writeSafetensors } from '../weights/index.js';
 import type { DataPosition } from './data.js';

@@ -3,9 +3,9 @@
 // remainder dropped), and feed the blocks in a seeded shuffled order, labels = input_ids (the model shifts them).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { TrainingBatch } from './batch.js';
 import { TrainingInputError } from './errors.js';
 import { SeededRandom } from './random.js';
-import type { TrainingBatch } from './trainer.js';
 
 /** A document as the examples it is tokenized in, one at a time (the EOS token follows the last). */
 export type Document = string[];

@@ -13,6 +13,12 @@ export interface Moments {
   expAvgSq: Float32Array;
 }
 
+/** What a checkpoint needs to continue exactly: the optimizer's moments and its step count. */
+export interface OptimizerState {
+  step: number;
+  moments: Map<string, Moments>;
+}
+
 export function zeroMoments(size: number): Moments {
   return { expAvg: new Float32Array(size), expAvgSq: new Float32Array(size) };
 }
@@ -43,6 +49,23 @@ export function adamWUpdate(
     const v = (expAvgSq[i] = beta2 * expAvgSq[i]! + (1 - beta2) * g * g);
     param[i] = param[i]! * shrink - (stepSize * m) / (Math.sqrt(v) / correction2 + epsilon);
   }
+}
+
+/** The global L2 norm of every gradient together, as torch's clip_grad_norm_ computes it (and Hugging Face logs it). */
+export function globalGradientNorm(gradients: Iterable<Float32Array>): number {
+  let squares = 0;
+  for (const gradient of gradients) for (let i = 0; i < gradient.length; i++) squares += gradient[i]! * gradient[i]!;
+  return Math.sqrt(squares);
+}
+
+/** What clip_grad_norm_ multiplies the gradients by for a global norm `norm`; 1 without clipping (maxNorm null). */
+export function clippingScale(norm: number, maxNorm: number | null): number {
+  return maxNorm === null ? 1 : Math.min(1, maxNorm / (norm + 1e-6));
+}
+
+/** HF's default decay exclusions: every bias and the LayerNorm weights (ln_1, ln_2, ln_f). */
+export function isBiasOrNorm(name: string): boolean {
+  return name.endsWith('.bias') || /(^|\.)ln_(1|2|f)\./.test(name);
 }
 
 export type SchedulerType = 'linear' | 'cosine' | 'constant';

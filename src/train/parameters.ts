@@ -1,16 +1,16 @@
+import { adapterTarget, appendLoraUpdate, initialLoraMatrix, type LoraConfig, loraScaling, loraTensorName } from '../lora/index.js';
 import type { GraphBuilder } from '../onnx/graph.js';
 import type { GPTNeoConfig } from '../model/config.js';
 import type { ParameterSource } from '../model/gpt-neo.js';
 import type { Checkpoint } from '../weights/index.js';
-import { loraTensorName, type LoraSettings, matchesTarget } from '../weights/lora-adapter.js';
 import { TrainingInputError } from './errors.js';
 
 /** A tensor the optimizer updates: a graph input fed from JS memory at every step. */
 export interface TrainableTensor {
   name: string;
   shape: number[];
-  /** LoRA's lora_A is initialised (Kaiming uniform over its input features); everything else is read or zero. */
-  init: 'checkpoint' | 'kaiming_uniform' | 'zeros';
+  /** Read from the checkpoint, or one of LoRA's matrices, which start as PEFT initialises them. */
+  init: 'checkpoint' | 'lora_A' | 'lora_B';
 }
 
 export interface TrainingParameters extends ParameterSource {
@@ -36,7 +36,7 @@ export function trainingParameters(
   g: GraphBuilder,
   config: GPTNeoConfig,
   checkpoint: Checkpoint,
-  lora: LoraSettings | undefined,
+  lora: LoraConfig | undefined,
 ): TrainingParameters {
   const trainable: TrainableTensor[] = [];
   const frozen: Array<{ name: string; shape: number[] }> = [];
@@ -67,21 +67,18 @@ export function trainingParameters(
     const weight = tensor(weightName, [outFeatures, inFeatures]);
     const inputs = withBias ? [x, weight, tensor(`${module}.bias`, [outFeatures])] : [x, weight];
     const y = g.node('Gemm', inputs, { transB: 1 });
-    const target = lora?.target_modules.find((t) => matchesTarget(module, t));
+    const target = lora && adapterTarget(module, lora);
     if (!lora || target === undefined) return y;
     matchedTargets.add(target);
     adaptedModules.push(module);
-    const a = trainableInput(loraTensorName(module, 'A'), [lora.r, inFeatures], 'kaiming_uniform');
-    const b = trainableInput(loraTensorName(module, 'B'), [outFeatures, lora.r], 'zeros');
-    // PEFT: lora_B(lora_A(dropout(x))); the mask (0 or 1 / (1 - p)) comes from the caller's seeded generator.
-    let adapterInput = x;
+    const a = trainableInput(loraTensorName(module, 'A'), [lora.r, inFeatures], 'lora_A');
+    const b = trainableInput(loraTensorName(module, 'B'), [outFeatures, lora.r], 'lora_B');
+    let dropoutMask: string | undefined;
     if (lora.dropout > 0) {
-      const mask = g.input(`lora_dropout_mask.${module}`, 'float32', ['tokens', inFeatures]);
-      dropoutMasks.push({ name: mask, features: inFeatures });
-      adapterInput = g.node('Mul', [x, mask]);
+      dropoutMask = g.input(`lora_dropout_mask.${module}`, 'float32', ['tokens', inFeatures]);
+      dropoutMasks.push({ name: dropoutMask, features: inFeatures });
     }
-    const update = g.node('Gemm', [g.node('Gemm', [adapterInput, a], { transB: 1 }), b], { transB: 1 });
-    return g.node('Add', [y, g.node('Mul', [update, g.constFloat(lora.alpha / lora.r)])]);
+    return appendLoraUpdate(g, { x, y, a, b, dropoutMask, scaling: loraScaling(lora.r, lora.alpha) });
   };
 
   return {
@@ -94,4 +91,10 @@ export function trainingParameters(
     linears: (x, names, outFeatures, inFeatures) => names.map((name) => linear(x, name, outFeatures, inFeatures, false)),
     matchedTargets,
   };
+}
+
+/** A trainable tensor's value before the first step: the checkpoint's, or LoRA's initialisation drawn from `random`. */
+export async function initialValue(tensor: TrainableTensor, checkpoint: Checkpoint, random: { next(): number }): Promise<Float32Array> {
+  if (tensor.init === 'checkpoint') return checkpoint.readFloat32(tensor.name);
+  return initialLoraMatrix(tensor.init === 'lora_A' ? 'A' : 'B', tensor.shape, random);
 }

@@ -1,11 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { loadConfig } from '../model/config.js';
 import { AutoTokenizer } from '../tokenizer/index.js';
+import type { TrainingBatch } from './batch.js';
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { BlockDataset, readDocuments, ShuffledBatches } from './data.js';
 import { TrainingInputError } from './errors.js';
+import type { TrainerOptions } from './options.js';
 import { trainingDisplay } from './progress.js';
-import { Trainer, type TrainerOptions, type TrainingBatch } from './trainer.js';
+import { Trainer } from './trainer.js';
 
 /** run_clm.py / TrainingArguments names; defaults are Hugging Face's. */
 export interface TrainingArguments extends Omit<TrainerOptions, 'max_steps'> {

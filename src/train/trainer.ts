@@ -1,53 +1,18 @@
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { loraDropoutMask } from '../lora/index.js';
 import { type GPTNeoConfig, loadConfig } from '../model/config.js';
 import { IO } from '../model/gpt-neo.js';
-import { GraphBuilder } from '../onnx/graph.js';
 import { OrtTensor } from '../runtime/session.js';
-import { type Checkpoint, openCheckpoint, writeSafetensors } from '../weights/index.js';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigJson, type LoraSettings } from '../weights/lora-adapter.js';
+import { openCheckpoint } from '../weights/index.js';
+import { type GraphBatch, graphBatch, lossChunkInputs, type TrainingBatch } from './batch.js';
+import { addEmbeddingGradients } from './embeddings.js';
 import { TrainingInputError } from './errors.js';
-import { buildBlockTrainingGraph, buildHeadTrainingGraph, buildResidualStreamGraph, TRAIN_IO } from './graph.js';
-import { adamWUpdate, learningRateFactor, type Moments, SCHEDULER_TYPES, type SchedulerType, zeroMoments } from './optimizer.js';
-import { type TrainableTensor, type TrainingParameters, trainingParameters } from './parameters.js';
+import { TRAIN_IO } from './graph.js';
+import { adamWUpdate, clippingScale, globalGradientNorm, isBiasOrNorm, learningRateFactor, type OptimizerState, zeroMoments } from './optimizer.js';
+import { lossChunkRows, type TrainerOptions, type TrainerSettings, trainerSettings } from './options.js';
+import { initialValue } from './parameters.js';
 import { SeededRandom } from './random.js';
-import { GraphSession } from './sessions.js';
-
-/** Hugging Face TrainingArguments names; defaults are the Trainer's. */
-export interface TrainerOptions {
-  learning_rate?: number;
-  adam_beta1?: number;
-  adam_beta2?: number;
-  adam_epsilon?: number;
-  weight_decay?: number;
-  /** false (HF Trainer's behaviour): no weight decay on biases and LayerNorm weights. */
-  decay_biases_and_norms?: boolean;
-  /** Global L2 norm the gradients are clipped to; null: no clipping. Default 1.0. */
-  max_grad_norm?: number | null;
-  lr_scheduler_type?: SchedulerType;
-  warmup_steps?: number;
-  /** Optimizer steps of the whole run; the linear and cosine schedules need it. */
-  max_steps?: number;
-  /** LoRA in PEFT's layout: the base model frozen, only the adapters train. */
-  lora?: { r: number; alpha: number; target_modules?: string[]; dropout?: number };
-  /** What adapter_config.json names as the base model (a Hub id); default: the folder trained from. */
-  base_model_name_or_path?: string;
-  /** Seed of LoRA's initialisation and dropout. */
-  seed?: number;
-  threads?: number;
-  /**
-   * Most rows of logits the loss computes at once (default: as many as fit in 256 MB of float32, 1,335 rows of
-   * GPT-2's vocabulary; a batch is cut into equal chunks): fewer hold less memory; more run fewer, larger
-   * products (each chunk also returns a whole [vocab, hidden] gradient of the tied head).
-   */
-  loss_chunk_rows?: number;
-}
-
-export interface TrainingBatch {
-  input_ids: number[][];
-  /** HF's causal-LM labels: position t is predicted from tokens up to t - 1; -100 is not scored. */
-  labels: number[][];
-}
+import { savePretrained } from './save.js';
+import { collectGradients, type Feed, graphFeed, openTrainingGraphs, releaseTrainingGraphs, type TrainingGraphs } from './training-graphs.js';
 
 export interface StepResult {
   /** Mean causal-LM loss of the batch (of its micro-batches, with gradient accumulation). */
@@ -57,108 +22,37 @@ export interface StepResult {
   learning_rate: number;
 }
 
-/** What a checkpoint needs to continue exactly: the optimizer's moments and its step count. */
-export interface OptimizerState {
-  step: number;
-  moments: Map<string, Moments>;
-}
-
-/** PEFT's default for GPT-Neo. */
-const DEFAULT_LORA_TARGETS = ['q_proj', 'v_proj'];
-const HIDDEN = -3.4028234663852886e38;
 /**
- * The loss runs over the rows of a batch in chunks of at most this many logits (256 MB of float32) by default,
- * so a few [rows, vocab] tensors of one chunk are alive instead of the whole batch's (0.4 GB each for 2,048
- * rows: two chunks of 1,024). Measured on the 125M shape (block 512 x batch 4): chunks of 333 rows made steps
- * 20% slower than chunks of 1,024 (the head's products are thin and each chunk returns a 154 MB gradient) for
- * 0.13 GB less peak RSS; one chunk of 2,048 rows held 0.5 GB more and was no faster.
- */
-const LOSS_CHUNK_LOGITS = 1 << 26;
-const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
-
-/** A graph with a backward pass, and the parameters it gives gradients for (by the names of its inputs). */
-interface BackwardGraph {
-  session: GraphSession;
-  trainable: TrainableTensor[];
-}
-
-/** The pieces a training step runs (see graph.ts), and what they take. */
-interface TrainingGraphs {
-  /** Embeddings and every block: the residual stream entering each block. */
-  forward: GraphSession;
-  /** ln_f, the LM head and the loss over a chunk of rows, with their backward. */
-  head: BackwardGraph;
-  /** Per layer: the block graph it runs, and the layer whose parameter names that graph's inputs carry. */
-  blocks: Array<BackwardGraph & { template: number }>;
-  /** In Hugging Face's named_parameters() order (PEFT's for LoRA). */
-  trainable: TrainableTensor[];
-  frozen: Array<{ name: string; shape: number[] }>;
-  dropoutMasks: Array<{ name: string; features: number }>;
-}
-
-/**
- * Fine-tunes a GPT-Neo model: forward, backward (ONNX graphs built from the model description), gradient
- * clipping and AdamW, as Hugging Face's Trainer does one optimizer step.
+ * Fine-tunes a GPT-Neo model as Hugging Face's Trainer does one optimizer step: forward, backward block by block
+ * (ONNX graphs built from the model description), gradient clipping and AdamW.
  */
 export class Trainer {
   private readonly values = new Map<string, Float32Array>();
   /** LoRA's frozen base weights, fed to the graphs like the trained ones. */
   private readonly frozen = new Map<string, Float32Array>();
+  private readonly shapes: ReadonlyMap<string, number[]>;
   private lastGradients = new Map<string, Float32Array>();
   private optimizer: OptimizerState = { step: 0, moments: new Map() };
 
   private constructor(
     readonly config: GPTNeoConfig,
     private readonly source: string,
-    private readonly options: Required<Omit<TrainerOptions, 'lora' | 'max_steps' | 'threads' | 'seed' | 'loss_chunk_rows'>> & Pick<TrainerOptions, 'max_steps'>,
-    private readonly lora: LoraSettings | undefined,
+    private readonly settings: TrainerSettings,
     private readonly graphs: TrainingGraphs,
-    private readonly seed: number,
     private readonly lossChunkRows: number,
-  ) {}
-
-  private get trainable(): TrainableTensor[] {
-    return this.graphs.trainable;
+  ) {
+    this.shapes = new Map([...graphs.trainable, ...graphs.frozen].map(({ name, shape }) => [name, shape]));
   }
 
   static async from_pretrained(folder: string, options: TrainerOptions = {}): Promise<Trainer> {
-    const settings = {
-      learning_rate: options.learning_rate ?? 5e-5,
-      adam_beta1: options.adam_beta1 ?? 0.9,
-      adam_beta2: options.adam_beta2 ?? 0.999,
-      adam_epsilon: options.adam_epsilon ?? 1e-8,
-      weight_decay: options.weight_decay ?? 0,
-      decay_biases_and_norms: options.decay_biases_and_norms ?? false,
-      max_grad_norm: options.max_grad_norm === undefined ? 1.0 : options.max_grad_norm,
-      lr_scheduler_type: options.lr_scheduler_type ?? 'linear',
-      warmup_steps: options.warmup_steps ?? 0,
-      max_steps: options.max_steps,
-      base_model_name_or_path: options.base_model_name_or_path ?? folder,
-    };
-    validateSettings(settings);
-    const lora = options.lora && {
-      r: options.lora.r,
-      alpha: options.lora.alpha,
-      target_modules: options.lora.target_modules ?? DEFAULT_LORA_TARGETS,
-      dropout: options.lora.dropout ?? 0,
-    };
-    if (lora && (!Number.isInteger(lora.r) || lora.r < 1 || !(lora.alpha > 0) || lora.target_modules.length === 0)) {
-      throw new TrainingInputError(`LoRA needs r >= 1 (whole number), alpha > 0 and at least one target module`);
-    }
-    if (lora && !(lora.dropout >= 0 && lora.dropout < 1)) throw new TrainingInputError(`LoRA dropout must be in [0, 1), got ${lora.dropout}`);
-    if (options.loss_chunk_rows !== undefined && !(Number.isInteger(options.loss_chunk_rows) && options.loss_chunk_rows >= 1)) {
-      throw new TrainingInputError(`loss_chunk_rows must be a whole number >= 1, got ${options.loss_chunk_rows}`);
-    }
-
+    const settings = trainerSettings(folder, options);
     const config = await loadConfig(folder);
     const checkpoint = await openCheckpoint(folder);
     try {
-      const graphs = await openTrainingGraphs(config, checkpoint, lora, options.threads);
-      const seed = options.seed ?? 42;
-      const chunkRows = options.loss_chunk_rows ?? Math.max(1, Math.floor(LOSS_CHUNK_LOGITS / config.vocab_size));
-      const trainer = new Trainer(config, folder, settings, lora, graphs, seed, chunkRows);
+      const graphs = await openTrainingGraphs(config, checkpoint, settings.lora, settings.threads);
+      const trainer = new Trainer(config, folder, settings, graphs, lossChunkRows(settings, config.vocab_size));
       try {
-        const random = new SeededRandom(seed);
+        const random = new SeededRandom(settings.seed);
         for (const tensor of graphs.trainable) trainer.values.set(tensor.name, await initialValue(tensor, checkpoint, random));
         for (const { name } of graphs.frozen) trainer.frozen.set(name, await checkpoint.readFloat32(name));
       } catch (error) {
@@ -170,6 +64,7 @@ export class Trainer {
       await checkpoint.close();
     }
   }
+
   /** One optimizer step over a batch, or over several micro-batches whose gradients are averaged (gradient accumulation). */
   async step(batch: TrainingBatch | TrainingBatch[]): Promise<StepResult> {
     const microBatches = Array.isArray(batch) ? batch : [batch];
@@ -181,33 +76,25 @@ export class Trainer {
     let loss = 0;
     for (const [index, micro] of microBatches.entries()) {
       // Dropout draws depend only on (seed, step, micro-batch), so a resumed run draws the same masks.
-      const dropout = new SeededRandom((this.seed * 1_000_003 + this.optimizer.step * 1009 + index) >>> 0);
+      const dropout = new SeededRandom((this.settings.seed * 1_000_003 + this.optimizer.step * 1009 + index) >>> 0);
       loss += (await this.run(micro, microBatches.length, dropout, gradients)) / microBatches.length;
     }
 
-    let squares = 0;
-    for (const gradient of gradients.values()) for (let i = 0; i < gradient.length; i++) squares += gradient[i]! * gradient[i]!;
-    const gradNorm = Math.sqrt(squares);
+    const gradNorm = globalGradientNorm(gradients.values());
     const stepNumber = this.optimizer.step + 1;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       throw new TrainingInputError(`step ${stepNumber}: the loss is ${loss} and the gradient norm ${gradNorm}; the parameters were not updated`);
     }
     this.lastGradients = gradients;
 
-    const { max_grad_norm: maxNorm } = this.options;
-    const scale = maxNorm === null ? 1 : Math.min(1, maxNorm / (gradNorm + 1e-6));
+    const scale = clippingScale(gradNorm, this.settings.max_grad_norm);
     const lr = this.learningRate(this.optimizer.step);
-    const adam = {
-      beta1: this.options.adam_beta1,
-      beta2: this.options.adam_beta2,
-      epsilon: this.options.adam_epsilon,
-      weightDecay: this.options.weight_decay,
-    };
-    for (const { name } of this.trainable) {
+    const { adam_beta1: beta1, adam_beta2: beta2, adam_epsilon: epsilon, weight_decay: weightDecay } = this.settings;
+    for (const { name } of this.graphs.trainable) {
       let moments = this.optimizer.moments.get(name);
       if (!moments) this.optimizer.moments.set(name, (moments = zeroMoments(gradients.get(name)!.length)));
-      const decay = this.options.decay_biases_and_norms || !isBiasOrNorm(name);
-      adamWUpdate(this.values.get(name)!, gradients.get(name)!, moments, stepNumber, lr, adam, decay, scale);
+      const decay = this.settings.decay_biases_and_norms || !isBiasOrNorm(name);
+      adamWUpdate(this.values.get(name)!, gradients.get(name)!, moments, stepNumber, lr, { beta1, beta2, epsilon, weightDecay }, decay, scale);
     }
     this.optimizer.step = stepNumber;
     return { loss, grad_norm: gradNorm, learning_rate: lr };
@@ -215,7 +102,7 @@ export class Trainer {
 
   /** The learning rate of optimizer step `step` (0-based). */
   learningRate(step: number): number {
-    const { lr_scheduler_type: type, warmup_steps: warmup, max_steps: total, learning_rate: base } = this.options;
+    const { lr_scheduler_type: type, warmup_steps: warmup, max_steps: total, learning_rate: base } = this.settings;
     return base * learningRateFactor(type, step, warmup, total ?? 0);
   }
 
@@ -241,7 +128,7 @@ export class Trainer {
 
   /** Whether only a LoRA adapter trains (save_pretrained then writes PEFT's adapter files). */
   get isLora(): boolean {
-    return this.lora !== undefined;
+    return this.settings.lora !== undefined;
   }
 
   get optimizerState(): OptimizerState {
@@ -250,7 +137,7 @@ export class Trainer {
 
   /** Continues from a checkpoint: parameter values and the optimizer's state. */
   restore(values: Map<string, Float32Array>, optimizer: OptimizerState): void {
-    for (const { name, shape } of this.trainable) {
+    for (const { name, shape } of this.graphs.trainable) {
       const value = values.get(name);
       const size = shape.reduce((a, b) => a * b, 1);
       if (!value || value.length !== size) throw new TrainingInputError(`the checkpoint has no value of ${size} elements for '${name}'`);
@@ -259,34 +146,15 @@ export class Trainer {
     this.optimizer = optimizer;
   }
 
-  /**
-   * A Hugging Face model folder: config.json, model.safetensors (float32, the tied head not duplicated) and the
-   * tokenizer files; with LoRA, PEFT's adapter_config.json and adapter_model.safetensors instead of the weights.
-   */
+  /** The trained model as a Hugging Face folder, or a PEFT adapter folder with LoRA (see savePretrained). */
   async save_pretrained(outDir: string): Promise<void> {
-    await mkdir(outDir, { recursive: true });
-    const tensors = this.trainable.map(({ name, shape }) => ({ name, shape, dtype: 'F32' as const, data: () => this.values.get(name)! }));
-    if (this.lora) {
-      const config = adapterConfigJson(this.lora, this.options.base_model_name_or_path);
-      await writeFile(path.join(outDir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
-      await writeSafetensors(path.join(outDir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt' });
-    } else {
-      const config = JSON.parse(await readFile(path.join(this.source, 'config.json'), 'utf8')) as Record<string, unknown>;
-      config.architectures = ['GPTNeoForCausalLM'];
-      config.torch_dtype = 'float32';
-      await writeFile(path.join(outDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-      await writeSafetensors(path.join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
-    }
-    for (const file of TOKENIZER_FILES) {
-      await copyFile(path.join(this.source, file), path.join(outDir, file)).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
-    }
+    const tensors = this.graphs.trainable.map(({ name, shape }) => ({ name, shape, dtype: 'F32' as const, data: () => this.values.get(name)! }));
+    const { lora, base_model_name_or_path } = this.settings;
+    await savePretrained(outDir, { source: this.source, tensors, lora, base_model_name_or_path });
   }
 
   async dispose(): Promise<void> {
-    const { forward, head, blocks } = this.graphs;
-    for (const session of new Set([forward, head.session, ...blocks.map((block) => block.session)])) await session.release();
+    await releaseTrainingGraphs(this.graphs);
   }
 
   /**
@@ -295,281 +163,72 @@ export class Trainer {
    * the loss and its backward in chunks of rows, then each block's forward again and its backward, last to first.
    */
   private async run(batch: TrainingBatch, parts: number, dropout: SeededRandom | undefined, gradients?: Map<string, Float32Array>): Promise<number> {
-    const { B, T } = checkBatch(batch, this.config);
-    const { hidden_size: C, num_heads: H, num_layers: L } = this.config;
-    const rows = B * T;
-    const ids = batch.input_ids.flat();
-
-    // Row b*T + t predicts labels[b][t + 1]; the last position of a row predicts nothing.
-    const targets = new BigInt64Array(rows);
-    const weights = new Float32Array(rows);
-    let scored = 0;
-    batch.labels.forEach((row, b) => {
-      for (let t = 0; t + 1 < T; t++) {
-        if (row[t + 1] === -100) continue;
-        targets[b * T + t] = BigInt(row[t + 1]!);
-        weights[b * T + t] = 1;
-        scored++;
-      }
-    });
-    if (scored === 0) throw new TrainingInputError('the batch has no labels to score (every shifted label is -100)');
-    for (let i = 0; i < rows; i++) weights[i]! /= scored * parts;
-
-    const modelInputs: Record<string, OrtTensor> = {
-      [IO.inputsEmbeds]: new OrtTensor('float32', this.lookupEmbeddings(ids), [B, T, C]),
-      [IO.positionIds]: new OrtTensor('int64', BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % T)), [B, T]),
-    };
-    // Training attends only to its own block, so the KV cache holds nothing; it is given one masked slot rather
-    // than none because ONNX Runtime's FusedMatMul (the backward of q k^T) leaves its output uninitialised when
-    // the inner dimension is 0. A masked slot has probability exactly 0, so it adds exactly 0 to every gradient.
-    for (const kind of new Set(this.config.attention_layers)) {
-      const window = kind === 'local' ? this.config.window_size : Infinity;
-      modelInputs[IO.attentionBias(kind)] = new OrtTensor('float32', attentionBias(B, T, window), [B, 1, T, T + 1]);
-    }
-    const D = C / H;
-    const emptySlot = new Float32Array(B * H * D);
-    for (let layer = 0; layer < L; layer++) {
-      modelInputs[IO.cachedKeys(layer)] = new OrtTensor('float32', emptySlot, [B, H, D, 1]);
-      modelInputs[IO.cachedValues(layer)] = new OrtTensor('float32', emptySlot, [B, H, 1, D]);
-    }
-    const masks = this.dropoutMasks(rows, dropout);
-    // A graph input: one of the model's inputs, else a parameter or dropout mask (named for layer `template` in
-    // a block graph run for `layer`; over rows [first, end) of the batch in the head's chunks).
-    const feed = (input: string, template = 0, layer = 0, first = 0, end = rows): OrtTensor => {
-      const tensor = modelInputs[input];
-      if (tensor) return tensor;
-      const name = atLayer(input, template, layer);
-      const mask = masks.get(name);
-      if (mask) return new OrtTensor('float32', mask.subarray(first * (mask.length / rows), end * (mask.length / rows)), [end - first, mask.length / rows]);
-      const value = this.values.get(name) ?? this.frozen.get(name);
-      const shape = this.graphs.trainable.find((t) => t.name === name)?.shape ?? this.graphs.frozen.find((t) => t.name === name)?.shape;
-      if (!value || !shape) throw new Error(`training graph input '${input}' has no value`);
-      return new OrtTensor('float32', value, shape);
-    };
-    const collect = (outputs: Record<string, OrtTensor>, graphTrainable: TrainableTensor[], template = 0, layer = 0) => {
-      for (const { name } of graphTrainable) addGradient(gradients!, atLayer(name, template, layer), outputs[TRAIN_IO.gradient(name)]!.data as Float32Array);
-    };
-
+    const L = this.config.num_layers;
+    const micro = graphBatch(batch, this.config, parts, this.values.get(IO.tokenEmbeddings) ?? this.frozen.get(IO.tokenEmbeddings)!);
+    const feed = this.feeder(micro, dropout);
     const stream = await this.graphs.forward.run((input) => feed(input));
     const residual = (layer: number) => stream[IO.residual(layer)]!.data as Float32Array;
 
+    const { loss, streamGradient } = await this.lossAndHeadBackward(micro, residual(L), feed, gradients);
+    if (!gradients) return loss;
+    let gradient: Float32Array = streamGradient;
+    for (let layer = L - 1; layer >= 0; layer--) gradient = await this.blockBackward(layer, micro, residual(layer), gradient, feed, gradients);
+    addEmbeddingGradients(gradients, gradient, micro, this.config.hidden_size, this.values);
+    return loss;
+  }
+
+  /** The loss over the stream leaving the last block, in chunks of rows; with `gradients`, the head's backward too. */
+  private async lossAndHeadBackward(micro: GraphBatch, leaving: Float32Array, feed: Feed, gradients?: Map<string, Float32Array>) {
+    const { rows, weights, scored } = micro;
+    const { hidden_size: C, num_layers: L } = this.config;
     let loss = 0;
-    let streamGradient: Float32Array = new Float32Array(gradients ? rows * C : 0);
+    const streamGradient = new Float32Array(gradients ? rows * C : 0);
     // As many chunks as loss_chunk_rows needs, of equal size: the largest sets the memory.
     const chunkRows = Math.ceil(rows / Math.ceil(rows / this.lossChunkRows));
     for (let first = 0; first < rows; first += chunkRows) {
       const end = Math.min(rows, first + chunkRows);
       const n = end - first;
-      const chunk: Record<string, OrtTensor> = {
-        [IO.residual(L)]: new OrtTensor('float32', residual(L).subarray(first * C, end * C), [1, n, C]),
-        [IO.logitRows]: new OrtTensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
-        [TRAIN_IO.targets]: new OrtTensor('int64', targets.subarray(first, end), [n, 1]),
-        [TRAIN_IO.targetWeights]: new OrtTensor('float32', weights.subarray(first, end), [n, 1]),
-      };
+      const chunk = lossChunkInputs(micro, leaving, first, end, this.config);
       const outputs = await this.graphs.head.session.run((input) => chunk[input] ?? feed(input, 0, 0, first, end));
       const targetLogProbabilities = outputs[TRAIN_IO.targetLogProbabilities]!.data as Float32Array;
       for (let i = 0; i < n; i++) if (weights[first + i]! > 0) loss -= targetLogProbabilities[i]! / scored;
       if (!gradients) continue;
-      collect(outputs, this.graphs.head.trainable);
+      collectGradients(gradients, outputs, this.graphs.head);
       streamGradient.set(outputs[TRAIN_IO.gradient(IO.residual(L))]!.data as Float32Array, first * C);
     }
-    if (!gradients) return loss;
+    return { loss, streamGradient };
+  }
 
-    for (let layer = L - 1; layer >= 0; layer--) {
-      const { session, trainable, template } = this.graphs.blocks[layer]!;
-      const kinds = this.config.attention_layers;
-      const block: Record<string, OrtTensor> = {
-        // Global and local attention differ only in their mask, so one graph runs both.
-        [IO.attentionBias(kinds[template]!)]: modelInputs[IO.attentionBias(kinds[layer]!)]!,
-        [IO.residual(template)]: new OrtTensor('float32', residual(layer), [B, T, C]),
-        [TRAIN_IO.gradient(IO.residual(template + 1))]: new OrtTensor('float32', streamGradient, [rows, C]),
-      };
-      const outputs = await session.run((input) => block[input] ?? feed(input, template, layer));
-      collect(outputs, trainable, template, layer);
-      streamGradient = outputs[TRAIN_IO.gradient(IO.residual(template))]!.data as Float32Array;
-    }
-
-    // The residual stream entering block 0 is inputs_embeds + wpe[position_ids]: its gradient goes to the rows
-    // of both tables that were looked up (repeated rows summing; the tied head's part of wte is already in).
-    const addRows = (table: string, rowOf: (row: number) => number) => {
-      const gradient = gradients.get(table);
-      if (!gradient && !this.values.has(table)) return;
-      const total = gradient ?? new Float32Array(this.values.get(table)!.length);
-      gradients.set(table, total);
-      for (let row = 0; row < rows; row++) {
-        const at = rowOf(row) * C;
-        for (let c = 0; c < C; c++) total[at + c]! += streamGradient[row * C + c]!;
-      }
+  /** Block `layer`'s forward again from the stream entering it, and its backward: the gradient of that stream. */
+  private async blockBackward(
+    layer: number,
+    micro: GraphBatch,
+    entering: Float32Array,
+    leavingGradient: Float32Array,
+    feed: Feed,
+    gradients: Map<string, Float32Array>,
+  ): Promise<Float32Array> {
+    const { B, T, rows, modelInputs } = micro;
+    const graph = this.graphs.blocks[layer]!;
+    const kinds = this.config.attention_layers;
+    const block: Record<string, OrtTensor> = {
+      // Global and local attention differ only in their mask, so one graph runs both.
+      [IO.attentionBias(kinds[graph.template]!)]: modelInputs[IO.attentionBias(kinds[layer]!)]!,
+      [IO.residual(graph.template)]: new OrtTensor('float32', entering, [B, T, this.config.hidden_size]),
+      [TRAIN_IO.gradient(IO.residual(graph.template + 1))]: new OrtTensor('float32', leavingGradient, [rows, this.config.hidden_size]),
     };
-    addRows('transformer.wpe.weight', (row) => row % T);
-    addRows(IO.tokenEmbeddings, (row) => ids[row]!);
-    return loss;
+    const outputs = await graph.session.run((input) => block[input] ?? feed(input, graph.template, layer));
+    collectGradients(gradients, outputs, graph, graph.template, layer);
+    return outputs[TRAIN_IO.gradient(IO.residual(graph.template))]!.data as Float32Array;
   }
 
-  /** LoRA's dropout masks for every adapter (0 or 1 / (1 - p) per element); all ones when evaluating. */
-  private dropoutMasks(rows: number, dropout: SeededRandom | undefined): Map<string, Float32Array> {
-    const keep = 1 - (this.lora?.dropout ?? 0);
-    const masks = new Map<string, Float32Array>();
-    for (const { name, features } of this.graphs.dropoutMasks) {
-      const mask = new Float32Array(rows * features).fill(1);
-      if (dropout) for (let i = 0; i < mask.length; i++) mask[i] = dropout.next() < keep ? 1 / keep : 0;
-      masks.set(name, mask);
-    }
-    return masks;
+  private feeder(micro: GraphBatch, dropout: SeededRandom | undefined): Feed {
+    const p = this.settings.lora?.dropout ?? 0;
+    const masks = new Map(this.graphs.dropoutMasks.map(({ name, features }) => [name, loraDropoutMask(micro.rows * features, p, dropout)]));
+    return graphFeed(micro, masks, (name) => {
+      const value = this.values.get(name) ?? this.frozen.get(name);
+      const shape = this.shapes.get(name);
+      return value && shape && new OrtTensor('float32', value, shape);
+    });
   }
-
-  private lookupEmbeddings(ids: number[]): Float32Array {
-    const wte = this.values.get(IO.tokenEmbeddings) ?? this.frozen.get(IO.tokenEmbeddings)!;
-    const C = this.config.hidden_size;
-    const out = new Float32Array(ids.length * C);
-    ids.forEach((id, row) => out.set(wte.subarray(id * C, (id + 1) * C), row * C));
-    return out;
-  }
-}
-/**
- * Builds and opens the training graphs: the forward pass, the head, and one block graph per distinct block
- * layout (which linear layers carry an adapter), which every block of that layout runs, global or local
- * (each ONNX Runtime session keeps its own memory arena, so fewer sessions hold less).
- */
-async function openTrainingGraphs(
-  config: GPTNeoConfig,
-  checkpoint: Checkpoint,
-  lora: LoraSettings | undefined,
-  threads: number | undefined,
-): Promise<TrainingGraphs> {
-  const build = (buildGraph: (g: GraphBuilder, params: TrainingParameters) => void) => {
-    const g = new GraphBuilder();
-    const params = trainingParameters(g, config, checkpoint, lora);
-    buildGraph(g, params);
-    return { g, params };
-  };
-  const forward = build((g, params) => buildResidualStreamGraph(g, config, params));
-  const head = build((g, params) => buildHeadTrainingGraph(g, config, params));
-  if (lora) {
-    const matched = new Set([...forward.params.matchedTargets, ...head.params.matchedTargets]);
-    const unmatched = lora.target_modules.filter((target) => !matched.has(target));
-    if (unmatched.length > 0) {
-      throw new TrainingInputError(
-        `LoRA target module(s) ${unmatched.map((t) => `'${t}'`).join(', ')} name no linear layer of the model ` +
-          `(GPT-Neo has q_proj, k_proj, v_proj, out_proj, c_fc, c_proj)`,
-      );
-    }
-  }
-  const layout = (layer: number) => {
-    const prefix = `transformer.h.${layer}.`;
-    const adapted = forward.params.adaptedModules.filter((module) => module.startsWith(prefix)).map((module) => module.slice(prefix.length));
-    return adapted.join();
-  };
-  const templates = new Map<string, number>();
-  for (let layer = 0; layer < config.num_layers; layer++) if (!templates.has(layout(layer))) templates.set(layout(layer), layer);
-
-  const opened: GraphSession[] = [];
-  const open = async (g: GraphBuilder) => {
-    const session = await GraphSession.create(g, threads);
-    opened.push(session);
-    return session;
-  };
-  try {
-    const blockGraphs = new Map<number, BackwardGraph>();
-    for (const template of templates.values()) {
-      const block = build((g, params) => buildBlockTrainingGraph(g, config, params, template));
-      blockGraphs.set(template, { session: await open(block.g), trainable: block.params.trainable });
-    }
-    const unique = <T extends { name: string }>(list: T[]) => [...new Map(list.map((item) => [item.name, item])).values()];
-    return {
-      forward: await open(forward.g),
-      head: { session: await open(head.g), trainable: head.params.trainable },
-      blocks: Array.from({ length: config.num_layers }, (_, layer) => {
-        const template = templates.get(layout(layer))!;
-        return { ...blockGraphs.get(template)!, template };
-      }),
-      trainable: unique([...forward.params.trainable, ...head.params.trainable]),
-      frozen: unique([...forward.params.frozen, ...head.params.frozen]),
-      dropoutMasks: [...forward.params.dropoutMasks, ...head.params.dropoutMasks],
-    };
-  } catch (error) {
-    for (const session of opened) await session.release();
-    throw error;
-  }
-}
-
-/** A block graph's input or output name for the block it runs: layer `template`'s parameter names become layer `layer`'s. */
-function atLayer(name: string, template: number, layer: number): string {
-  return template === layer ? name : name.replace(`.h.${template}.`, `.h.${layer}.`);
-}
-
-/** Adds a graph's gradient output into the step's sum (the first one is taken as it is). */
-function addGradient(gradients: Map<string, Float32Array>, name: string, part: Float32Array): void {
-  const total = gradients.get(name);
-  if (!total) gradients.set(name, part);
-  else for (let i = 0; i < total.length; i++) total[i]! += part[i]!;
-}
-
-/** HF's default decay exclusions: every bias and the LayerNorm weights (ln_1, ln_2, ln_f). */
-function isBiasOrNorm(name: string): boolean {
-  return name.endsWith('.bias') || /(^|\.)ln_(1|2|f)\./.test(name);
-}
-
-async function initialValue(tensor: TrainableTensor, checkpoint: Awaited<ReturnType<typeof openCheckpoint>>, random: SeededRandom) {
-  const size = tensor.shape.reduce((a, b) => a * b, 1);
-  if (tensor.init === 'checkpoint') return checkpoint.readFloat32(tensor.name);
-  const values = new Float32Array(size);
-  if (tensor.init === 'kaiming_uniform') {
-    // PEFT: kaiming_uniform_(lora_A, a=sqrt(5)), bound = gain * sqrt(3 / fan_in) with gain sqrt(2 / (1 + a^2)) = 1 / sqrt(fan_in).
-    const bound = 1 / Math.sqrt(tensor.shape[1]!);
-    for (let i = 0; i < size; i++) values[i] = (random.next() * 2 - 1) * bound;
-  }
-  return values;
-}
-
-/** [B, 1, T, 1 + T] additive mask over [the masked cache slot, the block]: query t sees keys t - window < j <= t. */
-function attentionBias(B: number, T: number, window: number): Float32Array {
-  const bias = new Float32Array(B * T * (T + 1)).fill(HIDDEN);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) for (let j = Math.max(0, t - window + 1); j <= t; j++) bias[(b * T + t) * (T + 1) + 1 + j] = 0;
-  }
-  return bias;
-}
-
-function checkBatch(batch: TrainingBatch, config: GPTNeoConfig): { B: number; T: number } {
-  const { input_ids, labels } = batch;
-  const B = input_ids.length;
-  const T = input_ids[0]?.length ?? 0;
-  if (B === 0 || T === 0) throw new TrainingInputError('input_ids is empty');
-  if (T > config.max_position_embeddings) {
-    throw new TrainingInputError(`sequence length ${T} is over the model's context (max_position_embeddings ${config.max_position_embeddings})`);
-  }
-  if (input_ids.some((row) => row.length !== T)) throw new TrainingInputError('input_ids rows must all have the same length');
-  if (labels.length !== B || labels.some((row) => row.length !== T)) throw new TrainingInputError(`labels must have the shape of input_ids [${B}, ${T}]`);
-  const V = config.vocab_size;
-  input_ids.forEach((row, b) =>
-    row.forEach((id, t) => {
-      if (!Number.isInteger(id) || id < 0 || id >= V) throw new TrainingInputError(`input_ids[${b}][${t}] = ${id} is outside the vocabulary (0..${V - 1})`);
-    }),
-  );
-  labels.forEach((row, b) =>
-    row.forEach((id, t) => {
-      if (id !== -100 && (!Number.isInteger(id) || id < 0 || id >= V)) {
-        throw new TrainingInputError(`labels[${b}][${t}] = ${id} is outside the vocabulary (0..${V - 1}) and not -100`);
-      }
-    }),
-  );
-  return { B, T };
-}
-
-function validateSettings(s: { learning_rate: number; adam_beta1: number; adam_beta2: number; adam_epsilon: number; weight_decay: number; max_grad_norm: number | null; lr_scheduler_type: string; warmup_steps: number; max_steps?: number }) {
-  const check = (ok: boolean, message: string) => {
-    if (!ok) throw new TrainingInputError(message);
-  };
-  check(s.learning_rate >= 0, `learning_rate must be >= 0, got ${s.learning_rate}`);
-  check(s.adam_beta1 >= 0 && s.adam_beta1 < 1 && s.adam_beta2 >= 0 && s.adam_beta2 < 1, 'adam_beta1 and adam_beta2 must be in [0, 1)');
-  check(s.adam_epsilon > 0, `adam_epsilon must be > 0, got ${s.adam_epsilon}`);
-  check(s.weight_decay >= 0, `weight_decay must be >= 0, got ${s.weight_decay}`);
-  check(s.max_grad_norm === null || s.max_grad_norm > 0, `max_grad_norm must be > 0 or null, got ${s.max_grad_norm}`);
-  check(SCHEDULER_TYPES.includes(s.lr_scheduler_type as SchedulerType), `lr_scheduler_type must be one of ${SCHEDULER_TYPES.join(', ')}, got '${s.lr_scheduler_type}'`);
-  check(Number.isInteger(s.warmup_steps) && s.warmup_steps >= 0, `warmup_steps must be a whole number >= 0`);
-  check(
-    s.lr_scheduler_type === 'constant' || (s.max_steps !== undefined && Number.isInteger(s.max_steps) && s.max_steps > 0),
-    `lr_scheduler_type '${s.lr_scheduler_type}' decays to the end of the run: give max_steps (or use 'constant')`,
-  );
 }
