@@ -5,6 +5,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
+COPY scripts ./scripts
 # `npm ci` builds dist/ through the prepare script; the dev dependencies are dropped afterwards.
 # The image's npm 10 ignores package.json's allowScripts, so onnxruntime-node's installer is told by its own
 # variable not to fetch the CUDA libraries, which a CPU image never loads (docs/install.md).
