@@ -257,6 +257,8 @@ async function respond(
       if (piece.finishReason) sendChunk([format.finishChoice(piece.choice, piece.finishReason)]);
     }
   } catch (error) {
+    // One failed choice fails the request: its other choices stop too.
+    streams.forEach((stream) => stream.cancel());
     if (!events) throw error;
     events.fail(error);
     return events.end();
