@@ -1,7 +1,8 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { findEntries, pruneCaches, removeEntry, scanCaches, type CacheEntry, type CacheReport } from '../cache/index.js';
 import { CAUSAL_LM_VARIANT } from '../convert/index.js';
 import { parseAge, parseSize } from '../util/cache-size.js';
+import { cliValue } from './options.js';
 import { formatBytes } from '../util/progress.js';
 
 export function cacheCommand(): Command {
@@ -49,13 +50,6 @@ export function cacheCommand(): Command {
   return cache;
 }
 
-function cliValue<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
-}
 
 function describe(entry: CacheEntry): string {
   const what = entry.kind === 'hub' ? `Hub repo ${entry.id}` : `conversion ${entry.id} (${entry.source})`;

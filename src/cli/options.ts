@@ -6,6 +6,15 @@ export function integer(value: string): number {
   return parsed;
 }
 
+/** A flag's value parsed by a function that throws plain errors, as commander's invalid-argument error. */
+export function cliValue<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 export function number(value: string): number {
   const parsed = Number(value);
   if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError(`expected a number, got '${value}'`);

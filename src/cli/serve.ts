@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 import { createServer } from '../serve/index.js';
-import { hubOptions, hubOptionsFrom, integer } from './options.js';
+import { parseSize } from '../util/cache-size.js';
+import { cliValue, hubOptions, hubOptionsFrom, integer } from './options.js';
 
 // Every flag can also come from the environment (GPT_NEO_<FLAG>), as containers are configured.
 export function serveCommand(): Command {
@@ -17,6 +18,11 @@ export function serveCommand(): Command {
     .addOption(new Option('--max-queue <n>', 'waiting sequences before requests get 429').argParser(integer).env('GPT_NEO_MAX_QUEUE').default(64))
     .addOption(new Option('--max-body <bytes>', 'largest request body').argParser(integer).env('GPT_NEO_MAX_BODY').default(4 * 2 ** 20))
     .addOption(new Option('--prefill-chunk <n>', 'prompt tokens per chunk between decoding steps').argParser(integer).env('GPT_NEO_PREFILL_CHUNK').default(128))
+    .addOption(
+      new Option('--prefix-cache-size <size>', "keys and values kept for prompts that start like recent ones, e.g. 2GB (0: off; default: two full contexts)")
+        .argParser((value) => cliValue(() => parseSize(value, '--prefix-cache-size')))
+        .env('GPT_NEO_PREFIX_CACHE_SIZE'),
+    )
     .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, how long running requests may finish').argParser(integer).env('GPT_NEO_DRAIN_TIMEOUT').default(30))
     .addOption(new Option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (default: CORS off)').env('GPT_NEO_CORS_ORIGIN'))
     .option('--log', 'log every request (JSON lines on stdout)')
@@ -34,6 +40,7 @@ export function serveCommand(): Command {
       maxQueue: flags.maxQueue as number,
       maxBody: flags.maxBody as number,
       prefillChunk: flags.prefillChunk as number,
+      prefixCacheSize: flags.prefixCacheSize as number | undefined,
       drainTimeoutMs: (flags.drainTimeout as number) * 1000,
       // The key only from the environment: a flag would show in the process list.
       apiKey: process.env.GPT_NEO_API_KEY || undefined,

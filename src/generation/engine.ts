@@ -8,7 +8,7 @@
  * Every sequence chooses its tokens with its own chooser and random source, from logits that do not depend on its
  * neighbours, so its tokens are the same alone or in a full batch.
  */
-import type { KVCache, KVRow } from '../kv/index.js';
+import type { KVCache, KVRow, PrefixCache } from '../kv/index.js';
 import type { LogitsOutput } from '../model/index.js';
 import { TokenChooser, tokenScores, type TokenScores } from './choose.js';
 import type { ResolvedGenerationConfig } from './config.js';
@@ -54,6 +54,8 @@ export interface EngineOptions {
   prefillChunk: number;
   /** Token decoder, for stop strings. */
   decode: Decode;
+  /** Keys and values of recent prompts' prefixes, reused by prompts that start the same way (none: off). */
+  prefixCache?: PrefixCache;
 }
 
 interface Sequence {
@@ -166,10 +168,14 @@ export class Engine {
 
   private async readPrompt(sequence: Sequence): Promise<void> {
     const { prompt, promptScores, logprobs } = sequence.request;
+    const { prefixCache } = this.options;
+    // Scoring the prompt needs every position's logits, so such a prompt is run whole.
+    if (sequence.fed === 0 && prefixCache && !promptScores) sequence.fed = prefixCache.restore(sequence.row!, prompt);
     const tokens = prompt.slice(sequence.fed, sequence.fed + this.options.prefillChunk);
     const logits = await this.cache.forward([{ row: sequence.row!, tokens }], { allPositions: promptScores });
     const start = sequence.fed;
     sequence.fed += tokens.length;
+    prefixCache?.store(sequence.row!, prompt, sequence.fed);
     if (promptScores) {
       // Position t predicts prompt token start + t + 1 (the last one predicts the first new token).
       for (let t = 0; t < tokens.length && start + t + 1 < prompt.length; t++) {

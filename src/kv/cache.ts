@@ -30,6 +30,12 @@ const CHUNK_SCORES_BYTES = 16 * 2 ** 20;
 const CAPACITY_STEP = 64;
 const NO_FLOATS = new Float32Array(0);
 
+/** The keys and values of some slots of one row, per layer: keys [heads, head_dim, slots], values [heads, slots, head_dim]. */
+export interface SlotBlock {
+  keysT: Float32Array;
+  values: Float32Array;
+}
+
 /** One layer's buffers (see the layout above). */
 interface LayerCache {
   keysT: Float32Array;
@@ -76,7 +82,7 @@ export class KVCache {
   private capacity: Record<AttentionType, number> = { global: 0, local: 0 };
   /** The buffers' geometry: rows and global slots per row. */
   private allocated: { rows: number; slots: number };
-  private readonly heads: number;
+  readonly heads: number;
   private readonly headDim: number;
 
   constructor(
@@ -176,6 +182,38 @@ export class KVCache {
       if (allPositions || start + length === T) chunks.push(logits);
     }
     return allPositions ? concatPositions(chunks, inputs.length, this.config.vocab_size) : chunks.at(-1)!;
+  }
+
+  /**
+   * A copy of the keys and values of `count` slots of a row from slot `from` on, per layer (keys [heads, head_dim,
+   * count], values [heads, count, head_dim]). Local layers hold only their last window of slots: their older slots
+   * are left zero, and `localFrom` says from which slot on every layer was copied.
+   */
+  readSlots(row: KVRow, from: number, count: number): { slots: SlotBlock[]; localFrom: number } {
+    this.checkSlots(row, from, count, row.length);
+    const slots = this.layers.map((cache, layer) => {
+      const block = { keysT: new Float32Array(this.heads * this.headDim * count), values: new Float32Array(this.heads * count * this.headDim) };
+      for (const run of this.slotRuns(layer, from, count, row.length)) this.copyRun(cache, block, row, layer, run, count, 'read');
+      return block;
+    });
+    const local = this.config.attention_layers.includes('local');
+    return { slots, localFrom: local ? Math.max(from, row.length - this.config.window_size) : from };
+  }
+
+  /**
+   * Writes slots read by readSlots (of the same tokens at the same positions) at the end of a row, and extends the
+   * row over them: it continues as if it had run those tokens.
+   */
+  writeSlots(row: KVRow, blocks: readonly SlotBlock[]): void {
+    const from = row.length;
+    const count = blocks[0] ? blocks[0].keysT.length / (this.heads * this.headDim) : 0;
+    this.checkSlots(row, from, count, this.config.max_position_embeddings);
+    row.reserved = Math.max(row.reserved, from + count);
+    this.fitCapacity();
+    this.layers.forEach((cache, layer) => {
+      for (const run of this.slotRuns(layer, from, count, from + count)) this.copyRun(cache, blocks[layer]!, row, layer, run, count, 'write');
+    });
+    row.length = from + count;
   }
 
   dispose(): void {
@@ -349,6 +387,47 @@ export class KVCache {
       const floats = geometry.rows * this.config.hidden_size * slots;
       return { keysT: hugePageFloat32Array(floats), values: hugePageFloat32Array(floats) };
     });
+  }
+
+  private checkSlots(row: KVRow, from: number, count: number, end: number): void {
+    if (this.occupied[row.index] !== row) throw new InputError('this row of the KV cache was released');
+    if (!Number.isInteger(from) || !Number.isInteger(count) || from < 0 || count < 0 || from + count > end) {
+      throw new InputError(`slots ${from}..${from + count - 1} are outside the row's ${end} slots`);
+    }
+  }
+
+  /**
+   * Where slots from..from+count-1 sit in a layer, as runs of consecutive cache indices: one run in a global layer,
+   * up to two where a local layer's ring wraps. The ring holds the last `window` slots before `end`: older slots
+   * are left out.
+   */
+  private slotRuns(layer: number, from: number, count: number, end: number): { slot: number; index: number; length: number }[] {
+    if (this.kindOf(layer) === 'global') return count > 0 ? [{ slot: 0, index: from, length: count }] : [];
+    const window = this.config.window_size;
+    const first = Math.max(from, end - window);
+    const runs = [];
+    for (let position = first; position < from + count; ) {
+      const index = position % window;
+      const length = Math.min(from + count - position, window - index);
+      runs.push({ slot: position - from, index, length });
+      position += length;
+    }
+    return runs;
+  }
+
+  /** Copies one run of slots between a layer's buffers and a block of `count` slots, either way. */
+  private copyRun(cache: LayerCache, block: SlotBlock, row: KVRow, layer: number, run: { slot: number; index: number; length: number }, count: number, mode: 'read' | 'write'): void {
+    const capacity = this.capacity[this.kindOf(layer)];
+    const D = this.headDim;
+    const move = (source: Float32Array, from: number, target: Float32Array, to: number, length: number) =>
+      mode === 'read' ? target.set(source.subarray(from, from + length), to) : source.set(target.subarray(to, to + length), from);
+    for (let h = 0; h < this.heads; h++) {
+      const cachedHead = row.index * this.heads + h;
+      for (let d = 0; d < D; d++) {
+        move(cache.keysT, (cachedHead * D + d) * capacity + run.index, block.keysT, (h * D + d) * count + run.slot, run.length);
+      }
+      move(cache.values, (cachedHead * capacity + run.index) * D, block.values, (h * count + run.slot) * D, run.length * D);
+    }
   }
 
   private kindOf(layer: number): AttentionType {

@@ -1,5 +1,6 @@
 /** Prometheus metrics (prom-client), in a registry of the server's own so several servers in one process do not mix. */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PrefixCacheStats } from '../kv/index.js';
 
 export interface ServerMetrics {
   registry: Registry;
@@ -10,7 +11,7 @@ export interface ServerMetrics {
   timePerOutputToken: Histogram;
 }
 
-export function createMetrics(state: { queueLength(): number; runningBatch(): number }): ServerMetrics {
+export function createMetrics(state: { queueLength(): number; runningBatch(): number; prefixCache(): PrefixCacheStats }): ServerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gpt_neo_' });
   const registers = [registry];
@@ -28,6 +29,30 @@ export function createMetrics(state: { queueLength(): number; runningBatch(): nu
     registers,
     collect() {
       this.set(state.runningBatch());
+    },
+  });
+  // Counters that follow the prefix cache's own running totals (vLLM's prefix_cache_queries and _hits).
+  const followed = (name: string, help: string, total: () => number) => {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const now = total();
+        this.inc(now - reported);
+        reported = now;
+      },
+    });
+  };
+  followed('gpt_neo_prefix_cache_lookups_total', 'Prompts looked up in the prefix cache', () => state.prefixCache().lookups);
+  followed('gpt_neo_prefix_cache_hit_tokens_total', 'Prompt tokens whose keys and values came from the prefix cache', () => state.prefixCache().hitTokens);
+  new Gauge({
+    name: 'gpt_neo_prefix_cache_bytes',
+    help: 'Bytes of keys and values the prefix cache holds',
+    registers,
+    collect() {
+      this.set(state.prefixCache().bytes);
     },
   });
   return {

@@ -8,7 +8,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { type HubOptions, resolveModelFolder } from '../hub/index.js';
 import type { WeightFormat } from '../convert/index.js';
 import { GPTNeoForCausalLM } from '../modeling/index.js';
-import { checkTokenIds } from '../model/index.js';
+import { PrefixCache } from '../kv/index.js';
+import { checkTokenIds, type GPTNeoConfig } from '../model/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
 import { Engine, QueueFullError, type SequenceRequest, type SequenceStream } from '../generation/index.js';
 import { ChatTemplate } from './chat-template.js';
@@ -50,6 +51,11 @@ export interface ServeOptions extends Omit<HubOptions, 'progress'> {
   drainTimeoutMs?: number;
   /** Prompt tokens per chunk interleaved with decoding steps (default 128). */
   prefillChunk?: number;
+  /**
+   * Bytes of keys and values kept for reuse by prompts that start like recent ones (default: two full contexts
+   * of the model; 0 turns prefix caching off).
+   */
+  prefixCacheSize?: number;
   /** Fastify's request log (pino) on stdout. */
   logger?: boolean;
 }
@@ -72,13 +78,20 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
   for (const key of ['maxBatch', 'maxQueue', 'maxBody', 'prefillChunk'] as const) {
     if (!Number.isInteger(settings[key]) || settings[key] < 1) throw new Error(`${key} must be an integer >= 1, got ${settings[key]}`);
   }
+  if (settings.prefixCacheSize !== undefined && !(Number.isInteger(settings.prefixCacheSize) && settings.prefixCacheSize >= 0)) {
+    throw new Error(`prefixCacheSize must be a whole number of bytes >= 0, got ${settings.prefixCacheSize}`);
+  }
   const folder = await resolveModelFolder(options.model, { revision: options.revision, offline: options.offline });
   const tokenizer = await AutoTokenizer.from_pretrained(folder);
   const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype: options.dtype, threads: options.threads });
-  const engine = new Engine(model.createKVCache(settings.maxBatch), {
+  const cache = model.createKVCache(settings.maxBatch);
+  const prefixCacheSize = settings.prefixCacheSize ?? 2 * model.maxPositions * kvBytesPerToken(model.config);
+  const prefixCache = prefixCacheSize > 0 ? new PrefixCache(cache, prefixCacheSize, model.config.window_size) : undefined;
+  const engine = new Engine(cache, {
     maxQueue: settings.maxQueue,
     prefillChunk: settings.prefillChunk,
     decode: (ids) => tokenizer.decode(ids),
+    prefixCache,
   });
   const modelName = options.servedModelName ?? options.model;
   const chatTemplate = ChatTemplate.forModel(folder, {
@@ -87,7 +100,11 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
     pad_token: tokenizer.pad_token,
     unk_token: tokenizer.unk_token,
   });
-  const metrics = createMetrics({ queueLength: () => engine.queueLength, runningBatch: () => engine.runningCount });
+  const metrics = createMetrics({
+    queueLength: () => engine.queueLength,
+    runningBatch: () => engine.runningCount,
+    prefixCache: () => prefixCache?.stats ?? { lookups: 0, hitTokens: 0, bytes: 0 },
+  });
   let draining = false;
 
   const app = Fastify({
@@ -373,4 +390,9 @@ function toOpenAIError(error: FastifyError, maxBody: number): OpenAIError {
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Bytes of float32 keys and values one token takes in every layer. */
+function kvBytesPerToken(config: GPTNeoConfig): number {
+  return config.num_layers * 2 * config.hidden_size * 4;
 }

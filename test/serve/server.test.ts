@@ -18,7 +18,8 @@ let model: GPTNeoForCausalLM;
 let tokenizer: GPT2Tokenizer;
 
 beforeAll(async () => {
-  server = await createServer({ model: MODEL, servedModelName: NAME, port: 0, threads: 1, maxBatch: 4, maxBody: 64 * 1024 });
+  // Prompt chunks of the fixture's local window (8 slots), so the prefix cache finds its local slots whole.
+  server = await createServer({ model: MODEL, servedModelName: NAME, port: 0, threads: 1, maxBatch: 4, maxBody: 64 * 1024, prefillChunk: 8 });
   url = await server.listen();
   client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
   model = await GPTNeoForCausalLM.from_pretrained(MODEL, { threads: 1 });
@@ -223,6 +224,18 @@ describe('continuous batching', () => {
     for (const [i, prompt] of prompts.entries()) alone.push((await client.completions.create(request(prompt, i))).choices[0]!.text);
     const together = await Promise.all(prompts.map((prompt, i) => client.completions.create(request(prompt, i))));
     expect(together.map((out) => out.choices[0]!.text)).toEqual(alone);
+  });
+
+  it('a prompt that starts like an earlier one reuses its prefix from the cache and gives the same text', async () => {
+    const shared = 'The quick brown fox jumps over the lazy dog. '.repeat(6);
+    const first = `${shared}Then it ran away.`;
+    const second = `${shared}And the dog slept on.`;
+    await client.completions.create({ model: NAME, prompt: first, max_tokens: 4, temperature: 0 });
+    const hitsBefore = await metric('gpt_neo_prefix_cache_hit_tokens_total');
+    const out = await client.completions.create({ model: NAME, prompt: second, max_tokens: 12, temperature: 0 });
+    expect(out.choices[0]!.text).toBe((await generated(second, { max_new_tokens: 12 })).text);
+    expect(await metric('gpt_neo_prefix_cache_hit_tokens_total')).toBeGreaterThanOrEqual(hitsBefore + 32);
+    expect(await metric('gpt_neo_prefix_cache_lookups_total')).toBeGreaterThanOrEqual(2);
   });
 
   it('cancels a stream whose client disconnects and frees its slot', async () => {
