@@ -96,7 +96,8 @@ export class Engine {
     const sequences = requests.map((request): Sequence => {
       const { config } = request;
       const chooser = new TokenChooser(config, config.doSample ? createRandom(config.seed) : null, request.extraProcessors);
-      const finish = new FinishRule(config, new StopStringMatcher(config.stop, this.options.decode));
+      // Its consumers return text: a stopped sequence's last output holds every token through the stop string.
+      const finish = new FinishRule(config, new StopStringMatcher(config.stop, this.options.decode), 'text');
       return {
         request,
         decoding: new DecodingSequence({ prompt: request.prompt, config, chooser, finish, topLogprobs: request.logprobs }),

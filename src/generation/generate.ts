@@ -11,7 +11,7 @@ import {
 } from './config.js';
 import { TokenChooser, type TokenScores } from './choose.js';
 import { createRandom } from './sampling.js';
-import { DecodingSequence, FinishRule } from './sequence.js';
+import { DecodingSequence, FinishRule, type StopCut } from './sequence.js';
 import { type Decode, StopStringMatcher } from './stopping.js';
 import type { TokenStreamer } from './streamer.js';
 
@@ -32,6 +32,8 @@ export interface GenerateRequest {
   config: GenerationConfig;
   /** Needed for `stop`. */
   decode?: Decode;
+  /** How a stop string cuts a row (default 'token'; 'text' for callers that return text, see stopping.ts). */
+  stopCut?: StopCut;
   /**
    * Receives the new tokens of the first returned sequence: step by step when greedy or sampling (tokens
    * a stop string may still cut are held back until decided), all at the end with beams.
@@ -66,7 +68,7 @@ export async function generateOutput(model: GenerateModel, request: GenerateRequ
     const promptLength = prompts.inputIds[0].length;
     const config = resolveGenerationConfig(request.config, { promptLength, maxPositions: model.maxPositions });
     checkSpecialTokens(config, model.vocabSize);
-    const finish = new FinishRule(config, new StopStringMatcher(config.stop, request.decode));
+    const finish = new FinishRule(config, new StopStringMatcher(config.stop, request.decode), request.stopCut);
     const session = model.createSession(prompts.inputIds.length, config.maxLength);
     let newTokens: number[][];
     let scores: TokenScores[][] | undefined;

@@ -1,10 +1,10 @@
 export { generate, generateOutput, type GenerateModel, type GenerateOutput, type GenerateRequest } from './generate.js';
 export { Engine, type EngineOptions, QueueFullError, type SequenceOutput, type SequenceRequest, type SequenceStream } from './engine.js';
 export { TokenChooser, tokenScores, type TokenLogprob, type TokenScores } from './choose.js';
-export { DecodingSequence, FinishRule, type FinishReason, type StepOutput } from './sequence.js';
+export { DecodingSequence, FinishRule, type FinishReason, type StepOutput, type StopCut } from './sequence.js';
 export { createRandom } from './sampling.js';
 export { resolveGenerationConfig, type ResolvedGenerationConfig } from './config.js';
-export { StopStringMatcher } from './stopping.js';
+export { cutAtStop, firstStopIndex, StopStringMatcher } from './stopping.js';
 export type { LogitsProcessor, RowHistory } from './logits-process.js';
 export { GenerationError, validateGenerationConfig, type GenerationConfig } from './config.js';
 export type { Decode } from './stopping.js';

@@ -9,13 +9,19 @@ import type { StopStringMatcher } from './stopping.js';
 
 export type FinishReason = 'stop' | 'length';
 
-/** How a sequence ends: at an eos token (kept) or at a stop string (cut before it). */
+/**
+ * How a sequence ends: at an eos token (kept) or at a stop string, cut before the token it begins in ('token') or
+ * kept through the token that completes it, for a caller that cuts the text there ('text'; see stopping.ts).
+ */
+export type StopCut = 'token' | 'text';
+
 export class FinishRule {
   private readonly eos: Set<number>;
 
   constructor(
     config: ResolvedGenerationConfig,
     readonly stops: StopStringMatcher,
+    private readonly cut: StopCut = 'token',
   ) {
     this.eos = new Set(config.eosTokenIds);
   }
@@ -23,7 +29,8 @@ export class FinishRule {
   /** How many of the new tokens a sequence keeps if its last token ends it, else null. */
   keptCount(newTokens: readonly number[]): number | null {
     if (newTokens.length > 0 && this.eos.has(newTokens.at(-1)!)) return newTokens.length;
-    return this.stops.findStop(newTokens);
+    const kept = this.stops.findStop(newTokens);
+    return kept !== null && this.cut === 'text' ? newTokens.length : kept;
   }
 
   /** How many leading new tokens no later token can cut (see StopStringMatcher.settledCount). */

@@ -1,11 +1,15 @@
 /**
  * Stop strings: finding them in the decoded new text of a row, and deciding which tokens to keep.
  *
- * Token cut: a row that produces a stop string keeps its new tokens up to, not including, the first
- * token that contributes a character of the stop string. When the stop string starts in the middle of
- * a token (say the token is "c\n" and the stop string "\n"), that token is dropped whole, so the
- * returned ids decode to slightly less text than precedes the stop string ("c" is lost). Token ids
- * cannot express half a token, and keeping the token would leak part of the stop string.
+ * Token cut (generate(), which returns token ids): a row that produces a stop string keeps its new tokens up
+ * to, not including, the first token that contributes a character of the stop string. When the stop string
+ * starts in the middle of a token (say the token is "c\n" and the stop string "\n"), that token is dropped
+ * whole, so the returned ids decode to slightly less text than precedes the stop string ("c" is lost). Token
+ * ids cannot express half a token, and keeping the token would leak part of the stop string.
+ *
+ * Text cut (the pipeline's text and the server, as OpenAI, vLLM and llama.cpp): the row keeps every token
+ * through the one that completes the stop string, and its text is cut exactly before the stop string
+ * (cutAtStop), so no character before it is lost.
  *
  * Decoding happens on the whole new-token list each time, not per token, because a byte-level
  * tokenizer can split one character over several tokens: only the joint decoding is the real text.
@@ -15,6 +19,22 @@ import { GenerationError } from './config.js';
 export type Decode = (ids: number[]) => string;
 
 const REPLACEMENT_CHARACTER = '\uFFFD';
+
+/** Where the first of the stop strings begins in `text`, or -1. */
+export function firstStopIndex(text: string, stops: readonly string[]): number {
+  let first = -1;
+  for (const stop of stops) {
+    const at = text.indexOf(stop);
+    if (at >= 0 && (first < 0 || at < first)) first = at;
+  }
+  return first;
+}
+
+/** `text` up to the first stop string, exclusive (all of it when none occurs). */
+export function cutAtStop(text: string, stops: readonly string[]): string {
+  const at = firstStopIndex(text, stops);
+  return at < 0 ? text : text.slice(0, at);
+}
 
 export class StopStringMatcher {
   private readonly decode: Decode;
@@ -31,6 +51,10 @@ export class StopStringMatcher {
     this.longestStop = Math.max(0, ...stops.map((stop) => stop.length));
   }
 
+  get strings(): readonly string[] {
+    return this.stops;
+  }
+
   get active(): boolean {
     return this.stops.length > 0;
   }
@@ -39,11 +63,7 @@ export class StopStringMatcher {
   findStop(newTokens: readonly number[]): number | null {
     if (!this.active) return null;
     const text = this.decode([...newTokens]);
-    let stopAt = -1;
-    for (const stop of this.stops) {
-      const at = text.indexOf(stop);
-      if (at >= 0 && (stopAt < 0 || at < stopAt)) stopAt = at;
-    }
+    const stopAt = firstStopIndex(text, this.stops);
     if (stopAt < 0) return null;
     return this.longestPrefixWithin(newTokens, text.slice(0, stopAt));
   }

@@ -1,4 +1,5 @@
 /** Streaming of generated tokens, as token ids or as text. */
+import { cutAtStop } from './stopping.js';
 
 export interface TokenStreamer {
   /** New tokens, in order. */
@@ -12,6 +13,8 @@ export interface TokenStreamer {
 export interface TextStreamerOptions {
   /** Ids left out of the text (e.g. eos), like skip_special_tokens. */
   skipSpecialIds?: Set<number>;
+  /** Stop strings: the text ends exactly before the first of them (the tokens arrive with the text cut). */
+  stop?: readonly string[];
 }
 
 /**
@@ -22,6 +25,9 @@ export interface TextStreamerOptions {
 export class TextStreamer implements TokenStreamer {
   private decoder = new TextDecoder('utf-8');
   private readonly skipSpecialIds: Set<number>;
+  private readonly stops: readonly string[];
+  /** Text emitted so far, while stop strings may still end it; null once one did. */
+  private emitted: string | null = '';
 
   constructor(
     private readonly decodeBytes: (ids: number[]) => Uint8Array,
@@ -29,6 +35,7 @@ export class TextStreamer implements TokenStreamer {
     options: TextStreamerOptions = {},
   ) {
     this.skipSpecialIds = options.skipSpecialIds ?? new Set();
+    this.stops = options.stop ?? [];
   }
 
   put(tokenIds: number[]): void {
@@ -41,9 +48,17 @@ export class TextStreamer implements TokenStreamer {
   end(): void {
     this.emit(this.decoder.decode());
     this.decoder = new TextDecoder('utf-8');
+    this.emitted = '';
   }
 
   private emit(text: string): void {
+    if (this.stops.length > 0) {
+      if (this.emitted === null) return;
+      const whole = this.emitted + text;
+      const cut = cutAtStop(whole, this.stops);
+      text = cut.slice(this.emitted.length);
+      this.emitted = cut.length < whole.length ? null : whole;
+    }
     if (text.length > 0) this.onText(text);
   }
 }

@@ -1,4 +1,4 @@
-import { type GenerationConfig, TextIteratorStreamer, type TokenStreamer } from '../generation/index.js';
+import { cutAtStop, type GenerationConfig, TextIteratorStreamer, type TokenStreamer } from '../generation/index.js';
 import type { GPTNeoForCausalLM } from '../modeling/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
 import { encodeTexts, padRows } from './batch.js';
@@ -47,11 +47,14 @@ export function textGenerationPipeline(model: GPTNeoForCausalLM, tokenizer: GPT2
       attention_mask,
       streamer,
       decode: (ids) => tokenizer.decode(ids),
+      // Text is returned, so a stop string cuts it exactly, not at a token boundary.
+      stopCut: 'text',
     });
+    const stops = generationOptions.stop ?? [];
     const perPrompt = sequences.length / prompts.length;
     return prompts.map((prompt, p) =>
       sequences.slice(p * perPrompt, (p + 1) * perPrompt).map((sequence) => {
-        const text = tokenizer.decode(sequence.slice(width), { skip_special_tokens: true });
+        const text = cutAtStop(tokenizer.decode(sequence.slice(width), { skip_special_tokens: true }), stops);
         return { generated_text: return_full_text ? prompt + text : text };
       }),
     );
@@ -69,7 +72,7 @@ export function textGenerationPipeline(model: GPTNeoForCausalLM, tokenizer: GPT2
     tokenizer,
     stream(prompt: string, options: TextGenerationOptions = {}): AsyncIterable<string> {
       const skipSpecialIds = new Set([tokenizer.eos_token_id, tokenizer.pad_token_id].filter((id) => id !== null));
-      const streamer = new TextIteratorStreamer((ids) => tokenizer.decodeBytes(ids), { skipSpecialIds });
+      const streamer = new TextIteratorStreamer((ids) => tokenizer.decodeBytes(ids), { skipSpecialIds, stop: options.stop });
       // Errors reach the iterator through the streamer; the promise itself must not go unhandled.
       run([prompt], { ...options, streamer }).catch(() => {});
       return streamer;

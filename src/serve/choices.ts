@@ -4,6 +4,7 @@
  * pieces join into exactly the non-streamed text, and both are built the same way.
  */
 import {
+  firstStopIndex,
   GenerationError,
   type FinishReason,
   resolveGenerationConfig,
@@ -28,6 +29,8 @@ export interface GeneratedText {
 /** What one choice added since its last piece. */
 export interface TextPiece extends GeneratedText {
   choice: number;
+  /** Tokens generated past the returned text (through the one that completed a stop string): counted, not shown. */
+  hiddenTokens: number;
   promptScores?: (TokenScores | null)[];
   finishReason: FinishReason | null;
 }
@@ -74,20 +77,44 @@ export function planChoices(body: SamplingBody, prompts: readonly number[][], li
   });
 }
 
-/** A choice's outputs as text pieces: each token's bytes through one streaming UTF-8 decoder. */
-export async function* choiceText(outputs: AsyncIterable<SequenceOutput>, tokenizer: GPT2Tokenizer, choice: number): AsyncGenerator<TextPiece> {
+/**
+ * A choice's outputs as text pieces: each token's bytes through one streaming UTF-8 decoder. A stop string cuts the
+ * text exactly before it, as OpenAI does: the last output holds the tokens through the stop string, and only those
+ * whose text was (partly) returned are listed; the others are counted in `hiddenTokens`.
+ */
+export async function* choiceText(
+  outputs: AsyncIterable<SequenceOutput>,
+  tokenizer: GPT2Tokenizer,
+  choice: number,
+  stops: readonly string[],
+): AsyncGenerator<TextPiece> {
   const decoder = new TextDecoder('utf-8');
-  let length = 0;
+  let emitted = '';
   for await (const output of outputs) {
     const offsets: number[] = [];
     let text = '';
     for (const token of output.tokens) {
-      offsets.push(length + text.length);
+      offsets.push(emitted.length + text.length);
       text += decoder.decode(tokenizer.decodeBytes([token], { skip_special_tokens: true }), { stream: true });
     }
     if (output.finishReason) text += decoder.decode();
-    length += text.length;
-    yield { choice, text, tokens: output.tokens, scores: output.scores, offsets, promptScores: output.promptScores, finishReason: output.finishReason };
+    let returned = output.tokens.length;
+    const cut = output.finishReason === 'stop' ? firstStopIndex(emitted + text, stops) : -1;
+    if (cut >= 0) {
+      text = (emitted + text).slice(emitted.length, cut);
+      returned = offsets.filter((offset) => offset < cut).length;
+    }
+    emitted += text;
+    yield {
+      choice,
+      text,
+      tokens: output.tokens.slice(0, returned),
+      scores: output.scores.slice(0, returned),
+      offsets: offsets.slice(0, returned),
+      hiddenTokens: output.tokens.length - returned,
+      promptScores: output.promptScores,
+      finishReason: output.finishReason,
+    };
   }
 }
 

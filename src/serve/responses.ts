@@ -16,6 +16,8 @@ export interface Usage {
 
 /** Everything one choice produced. */
 export interface ChoiceResult extends GeneratedText {
+  /** Generated tokens whose text was not returned (past a stop string). */
+  hiddenTokens: number;
   promptScores: (TokenScores | null)[] | null;
   finishReason: FinishReason | null;
 }
@@ -67,16 +69,17 @@ export function record(result: ChoiceResult, piece: TextPiece): void {
   result.text += piece.text;
   result.tokens.push(...piece.tokens);
   result.scores.push(...piece.scores);
+  result.hiddenTokens += piece.hiddenTokens;
   if (piece.promptScores) result.promptScores = piece.promptScores;
   if (piece.finishReason) result.finishReason = piece.finishReason;
 }
 
 export function emptyResult(): ChoiceResult {
-  return { text: '', tokens: [], scores: [], offsets: [], promptScores: null, finishReason: null };
+  return { text: '', tokens: [], scores: [], offsets: [], hiddenTokens: 0, promptScores: null, finishReason: null };
 }
 
 export function usageOf(promptTokens: number, results: readonly ChoiceResult[]): Usage {
-  const completion = results.reduce((sum, result) => sum + result.tokens.length, 0);
+  const completion = results.reduce((sum, result) => sum + result.tokens.length + result.hiddenTokens, 0);
   return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
 }
 

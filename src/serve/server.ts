@@ -17,6 +17,7 @@ import { type ChoiceLimits, choiceText, planChoices } from './choices.js';
 import { invalidParameter, invalidRequest, OpenAIError } from './errors.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { chatFormat, completionFormat, emptyResult, EventStream, record, type ResponseFormat, usageOf } from './responses.js';
+import { stopStrings } from './sampling.js';
 import {
   type ChatCompletionBody,
   chatCompletionSchema,
@@ -265,9 +266,10 @@ async function respond(
   const results = Array.from({ length: choices }, emptyResult);
   const timing = tokenTiming(metrics);
   try {
-    for await (const piece of merged(streams.map((stream, choice) => choiceText(stream, tokenizer, choice)))) {
+    const stops = stopStrings(body.stop);
+    for await (const piece of merged(streams.map((stream, choice) => choiceText(stream, tokenizer, choice, stops)))) {
       record(results[piece.choice]!, piece);
-      timing.observe(piece.choice, piece.tokens.length);
+      timing.observe(piece.choice, piece.tokens.length + piece.hiddenTokens);
       if (!events) continue;
       const pieceChoice = format.pieceChoice(piece);
       if (pieceChoice) sendChunk([pieceChoice]);

@@ -49,6 +49,21 @@ describe('pipeline("text-generation")', () => {
     expect(out!.generated_text).toBe(greedyCase.full_text.slice(0, greedyCase.full_text.indexOf('\n')));
   });
 
+  it('cuts the text exactly before a stop string that begins inside a token, streamed or not', async () => {
+    const { tokenizer, model } = generator;
+    const prompt = tokenizer.encode(greedyCase.prompt);
+    const [sequence] = await model.generate({ input_ids: [prompt], max_new_tokens: 30, do_sample: false });
+    const newTokens = sequence!.slice(prompt.length);
+    const text = tokenizer.decode(newTokens);
+    // A stop string made of a token's text without its first character: it begins inside that token.
+    const { stop, at } = stopInsideToken(newTokens.map((id) => tokenizer.decode([id])), text);
+    const options = { do_sample: false, max_new_tokens: 30, stop: [stop], return_full_text: false };
+    expect(await generator(greedyCase.prompt, options)).toEqual([{ generated_text: text.slice(0, at) }]);
+    const pieces: string[] = [];
+    for await (const piece of generator.stream(greedyCase.prompt, options)) pieces.push(piece);
+    expect(pieces.join('')).toBe(text.slice(0, at));
+  });
+
   it('streams the same text piece by piece', async () => {
     const pieces: string[] = [];
     for await (const piece of generator.stream(greedyCase.prompt, { do_sample: false, max_new_tokens: 30 })) pieces.push(piece);
@@ -61,3 +76,14 @@ describe('pipeline("text-generation")', () => {
     await expect(generator('Hi', { max_new_tokens: 300 })).rejects.toThrow(/256/);
   });
 });
+
+/** A stop string that begins one character into a token of at least 3 characters and occurs nowhere earlier. */
+function stopInsideToken(tokenTexts: string[], text: string): { stop: string; at: number } {
+  let offset = 0;
+  for (const piece of tokenTexts) {
+    const stop = piece.slice(1);
+    if (piece.length >= 3 && text.indexOf(stop) === offset + 1) return { stop, at: offset + 1 };
+    offset += piece.length;
+  }
+  throw new Error('no token of 3 or more characters in the generated text');
+}

@@ -125,6 +125,28 @@ describe('completions', () => {
     expect(out.choices[0]!.text.length).toBeLessThanOrEqual(text.indexOf(stop));
   });
 
+  it('cuts the text exactly before a stop string that begins inside a token, as OpenAI does', async () => {
+    const { tokens } = await generated(PROMPT, { max_new_tokens: 30, eos_token_id: null });
+    const pieces = tokens.map((id) => tokenizer.decode([id]));
+    const text = pieces.join('');
+    // The stop string is a token's text without its first character: it begins inside that token (index k).
+    const k = pieces.findIndex((piece, i) => piece.length >= 3 && text.indexOf(piece.slice(1)) === pieces.slice(0, i).join('').length + 1);
+    expect(k).toBeGreaterThanOrEqual(0);
+    const stop = pieces[k]!.slice(1);
+    const expected = text.slice(0, text.indexOf(stop));
+    const request = { model: NAME, prompt: PROMPT, max_tokens: 30, temperature: 0, stop: [stop], logit_bias: { 50256: -100 }, logprobs: 0 };
+    const out = await client.completions.create(request);
+    expect(out.choices[0]!.text).toBe(expected);
+    expect(out.choices[0]!.finish_reason).toBe('stop');
+    // Every token generated is counted; the logprobs list the tokens whose text was (partly) returned.
+    expect(out.usage!.completion_tokens).toBe(k + 1);
+    expect(out.choices[0]!.logprobs!.tokens).toEqual(pieces.slice(0, k + 1));
+    const stream = await client.completions.create({ ...request, stream: true });
+    let streamed = '';
+    for await (const chunk of stream) streamed += chunk.choices[0]?.text ?? '';
+    expect(streamed).toBe(expected);
+  });
+
   it('logprobs: the model log-probabilities generate() reports, top alternatives and text offsets', async () => {
     const ids = tokenizer.encode(PROMPT);
     const reference = await model.generate({ input_ids: [ids], max_new_tokens: 8, output_scores: true, top_logprobs: 3, return_dict_in_generate: true });
