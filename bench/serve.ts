@@ -1,6 +1,6 @@
 // The server scenario of `npm run bench`, in one fresh process: generate() directly, then the same model behind
-// `createServer()` on 127.0.0.1 with one stream, 8 concurrent streams, and a 128-token prompt arriving while 7
-// streams decode. Prints a JSON ServeReport on stdout.
+// `createServer()` on 127.0.0.1 with one stream, 8 concurrent streams, a 128-token prompt arriving while 7
+// streams decode, and long prompts with and without a cached prefix. Prints a JSON ServeReport on stdout.
 import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -21,8 +21,13 @@ export interface ServeReport {
   stepSeconds: { one: number; eight: number };
   /** Time to first token of a 128-token prompt sent while 7 streams decode, each of `trials` tries. */
   firstTokenSeconds: number[];
+  /**
+   * Time to first token of a 1,500-token prompt alone: sharing nothing with earlier prompts (cold) and sharing its
+   * first 1,450 tokens with the one before it (shared, from the prefix cache), in turns.
+   */
+  prefixFirstTokenSeconds: { cold: number[]; shared: number[] };
   peakRssBytes: number;
-  /** Weights + `maxBatch` full-context KV caches + 0.5 GB. */
+  /** Weights + `maxBatch` full-context KV caches + the prefix cache's default size + 0.5 GB. */
   rssBudgetBytes: number;
 }
 
@@ -59,7 +64,8 @@ for (let round = 0; round < 12; round++) {
 const { hidden_size: C, max_position_embeddings: P, attention_layers, window_size } = model.config;
 // Keys and values in float32 for every slot of a full context (local layers: their window).
 const cacheBytesPerRow = attention_layers.reduce((sum, kind) => sum + 2 * 4 * C * (kind === 'local' ? window_size : P), 0);
-const rssBudgetBytes = weightBytes(model.config, dtype).total + MAX_BATCH * cacheBytesPerRow + 0.5e9;
+const prefixCacheBytes = 2 * P * attention_layers.length * 2 * 4 * C; // the server's default: two full contexts
+const rssBudgetBytes = weightBytes(model.config, dtype).total + MAX_BATCH * cacheBytesPerRow + prefixCacheBytes + 0.5e9;
 await model.dispose();
 
 const server = await createServer({ model: folder, dtype, threads, port: 0, maxBatch: MAX_BATCH });
@@ -122,6 +128,17 @@ for (let trial = 0; trial < TRIALS; trial++) {
   firstTokenSeconds.push((late.first - sent) / 1000);
   await Promise.all(background);
 }
+const prefixFirstTokenSeconds: ServeReport['prefixFirstTokenSeconds'] = { cold: [], shared: [] };
+const firstTokenAfter = async (tokens: number[]) => {
+  const sent = performance.now();
+  return ((await stream(tokens, 1)).first - sent) / 1000;
+};
+for (let trial = 0; trial < 3; trial++) {
+  const shared = prompt(1450, 500 + trial);
+  await stream([...shared, ...prompt(50, 600 + trial)], 1);
+  prefixFirstTokenSeconds.shared.push(await firstTokenAfter([...shared, ...prompt(50, 700 + trial)]));
+  prefixFirstTokenSeconds.cold.push(await firstTokenAfter(prompt(1500, 800 + trial)));
+}
 await server.close();
 
 const report: ServeReport = {
@@ -130,6 +147,7 @@ const report: ServeReport = {
   eightStreamsTokensPerSecond,
   stepSeconds,
   firstTokenSeconds,
+  prefixFirstTokenSeconds,
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
   rssBudgetBytes,
 };
