@@ -78,9 +78,40 @@ export const chatCompletionSchema = {
   },
 } as const;
 
+export const embeddingSchema = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    input: {
+      anyOf: [
+        { type: 'string' },
+        { type: 'array', items: { type: 'string' }, minItems: 1 },
+        tokenIds,
+        { type: 'array', items: tokenIds, minItems: 1 },
+      ],
+    },
+    encoding_format: nullable({ type: 'string', enum: ['float', 'base64'] }),
+    user: { type: 'string' },
+  },
+} as const;
+
+/** vLLM's `prompt`, or llama.cpp's `content`. */
+export const tokenizeSchema = {
+  type: 'object',
+  properties: { model: { type: 'string', minLength: 1 }, prompt: { type: 'string' }, content: { type: 'string' } },
+} as const;
+
+export const detokenizeSchema = {
+  type: 'object',
+  required: ['tokens'],
+  properties: { model: { type: 'string', minLength: 1 }, tokens: { type: 'array', items: { type: 'integer' } } },
+} as const;
+
 /** What a field accepts, for messages about fields whose schema is a choice of shapes. */
 export const FIELD_EXPECTATIONS: Record<string, string> = {
   prompt: 'a string, an array of strings, an array of token ids or an array of arrays of token ids',
+  input: 'a string, an array of strings, an array of token ids or an array of arrays of token ids',
   stop: 'a string or an array of at most 4 strings',
   content: 'a string or an array of text parts',
 };
@@ -118,4 +149,24 @@ export interface ChatCompletionBody extends SamplingBody {
   max_completion_tokens?: number | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+}
+
+export interface EmbeddingBody {
+  model: string;
+  input: string | string[] | number[] | number[][];
+  encoding_format?: 'float' | 'base64' | null;
+  /** OpenAI's shortened vectors: refused, GPT-Neo's hidden states have one width. */
+  dimensions?: unknown;
+  user?: string;
+}
+
+export interface TokenizeBody {
+  model?: string;
+  prompt?: string;
+  content?: string;
+}
+
+export interface DetokenizeBody {
+  model?: string;
+  tokens: number[];
 }

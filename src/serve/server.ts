@@ -7,12 +7,13 @@ import cors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type HubOptions, resolveModelFolder } from '../hub/index.js';
 import type { WeightFormat } from '../convert/index.js';
-import { GPTNeoForCausalLM } from '../modeling/index.js';
+import { GPTNeoForCausalLM, GPTNeoModel } from '../modeling/index.js';
 import { checkTokenIds } from '../model/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
 import { Engine, QueueFullError, type SequenceRequest, type SequenceStream } from '../generation/index.js';
 import { ChatTemplate } from './chat-template.js';
 import { type ChoiceLimits, choiceText, planChoices } from './choices.js';
+import { EmbeddingBatcher, type EmbeddingPooling, registerEmbeddings } from './embeddings.js';
 import { invalidParameter, invalidRequest, OpenAIError } from './errors.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { chatFormat, completionFormat, emptyResult, EventStream, record, type ResponseFormat, usageOf } from './responses.js';
@@ -24,6 +25,7 @@ import {
   FIELD_EXPECTATIONS,
   type SamplingBody,
 } from './schemas.js';
+import { registerTokenize } from './tokenize.js';
 
 export interface ServeOptions extends Omit<HubOptions, 'progress'> {
   /** Hugging Face model id or local folder. */
@@ -42,7 +44,9 @@ export interface ServeOptions extends Omit<HubOptions, 'progress'> {
   maxQueue?: number;
   /** Largest request body in bytes (default 4 MB). */
   maxBody?: number;
-  /** Required as `Authorization: Bearer <key>` on /v1 routes when set. */
+  /** /v1/embeddings: the mean of an input's token vectors (default) or its last token's, scaled to unit length. */
+  pooling?: EmbeddingPooling;
+  /** Required as `Authorization: Bearer <key>` on /v1 routes, /tokenize and /detokenize when set. */
   apiKey?: string;
   /** Origins allowed by CORS; none (the default) turns CORS off. */
   corsOrigins?: string[];
@@ -80,6 +84,11 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
     prefillChunk: settings.prefillChunk,
     decode: (ids) => tokenizer.decode(ids),
   });
+  // The bare graph is a second model in memory, so it is loaded by the first embeddings request, not at startup.
+  const embeddings = new EmbeddingBatcher(() => GPTNeoModel.from_pretrained(folder, { dtype: options.dtype, threads: options.threads }), {
+    pooling: settings.pooling ?? 'mean',
+    padTokenId: tokenizer.pad_token_id ?? tokenizer.eos_token_id ?? 0,
+  });
   const modelName = options.servedModelName ?? options.model;
   const chatTemplate = ChatTemplate.forModel(folder, {
     bos_token: tokenizer.bos_token,
@@ -105,7 +114,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
       if (request.url === '/health') return reply.code(503).send({ status: 'draining' });
       throw new OpenAIError(503, 'The server is shutting down and accepts no new requests.', 'service_unavailable_error');
     }
-    if (settings.apiKey !== undefined && request.url.startsWith('/v1/')) checkApiKey(request, settings.apiKey);
+    if (settings.apiKey !== undefined && isProtected(request.url)) checkApiKey(request, settings.apiKey);
   });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const failure = toOpenAIError(error, settings.maxBody);
@@ -126,6 +135,9 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
 
   const context = { engine, tokenizer, metrics, modelName, maxQueue: settings.maxQueue, maxPositions: model.maxPositions, eos: model.config.eos_token_id };
   registerCompletions(app, context, chatTemplate);
+  const checkServed = (requested: string) => checkModel(requested, modelName);
+  registerEmbeddings(app, { batcher: embeddings, tokenizer, modelName, maxPositions: model.maxPositions, checkModel: checkServed });
+  registerTokenize(app, { tokenizer, maxPositions: model.maxPositions, checkModel: checkServed });
 
   let closed: Promise<void> | null = null;
   /** Graceful: idle connections close at once, running responses are written out first. Otherwise all are cut. */
@@ -134,7 +146,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
       const closing = app.close();
       if (!graceful) app.server.closeAllConnections();
       await closing;
-      await engine.idle();
+      await Promise.all([engine.idle(), embeddings.close()]);
       await model.dispose();
     })());
 
@@ -148,7 +160,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
       draining = true;
       let timer: NodeJS.Timeout | undefined;
       const finished = await Promise.race([
-        engine.idle().then(() => true),
+        Promise.all([engine.idle(), embeddings.idle()]).then(() => true),
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), settings.drainTimeoutMs))),
       ]);
       clearTimeout(timer);
@@ -336,6 +348,12 @@ function checkModel(requested: string, served: string): void {
   if (requested !== served) {
     throw new OpenAIError(404, `The model \`${requested}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model', 'model_not_found');
   }
+}
+
+/** The API key guards the API: everything but the probes (/health, /metrics), which must answer without it. */
+function isProtected(url: string): boolean {
+  const path = url.split('?')[0]!;
+  return path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize';
 }
 
 /** Bearer key check in constant time: both sides are hashed first, so neither length nor content leaks through timing. */
