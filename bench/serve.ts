@@ -1,6 +1,6 @@
 // The server scenario of `npm run bench`, in one fresh process: generate() directly, then the same model behind
-// `createServer()` on 127.0.0.1 with one stream, 8 concurrent streams, and a 128-token prompt arriving while 7
-// streams decode. Prints a JSON ServeReport on stdout.
+// `createServer()` on 127.0.0.1 with one stream, 8 concurrent streams, a 128-token prompt arriving while 7
+// streams decode, and one embeddings request of 64 inputs. Prints a JSON ServeReport on stdout.
 import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -21,7 +21,14 @@ export interface ServeReport {
   stepSeconds: { one: number; eight: number };
   /** Time to first token of a 128-token prompt sent while 7 streams decode, each of `trials` tries. */
   firstTokenSeconds: number[];
+  /** Peak RSS before the embeddings request, which loads the bare model as a second copy of the weights. */
   peakRssBytes: number;
+  /**
+   * Tokens per second of /v1/embeddings for 64 inputs of 128 tokens in one request (the bare model loaded by a
+   * warm-up request first), against the causal model's prefill: one 128-token prompt into an empty KV row,
+   * fastest of 3. Embeddings pass several inputs at once and skip the LM head, so they may beat prefill.
+   */
+  embeddings: { tokensPerSecond: number; prefillTokensPerSecond: number };
   /** Weights + `maxBatch` full-context KV caches + 0.5 GB. */
   rssBudgetBytes: number;
 }
@@ -31,6 +38,8 @@ const threads = Number(threadsText);
 const NEW_TOKENS = 64;
 const MAX_BATCH = 8;
 const TRIALS = 5;
+const EMBED_INPUTS = 64;
+const EMBED_TOKENS = 128;
 const prompt = (length: number, salt: number) => Array.from({ length }, (_, i) => (i * 7919 + salt * 104729) % 50000);
 
 // The random checkpoint has no tokenizer; GPT-2's files of the test fixtures serve (ids are all the bench sends).
@@ -60,6 +69,15 @@ const { hidden_size: C, max_position_embeddings: P, attention_layers, window_siz
 // Keys and values in float32 for every slot of a full context (local layers: their window).
 const cacheBytesPerRow = attention_layers.reduce((sum, kind) => sum + 2 * 4 * C * (kind === 'local' ? window_size : P), 0);
 const rssBudgetBytes = weightBytes(model.config, dtype).total + MAX_BATCH * cacheBytesPerRow + 0.5e9;
+cache.dispose();
+const prefillCache = model.createKVCache(1, EMBED_TOKENS);
+let prefillSeconds = Infinity;
+for (let trial = 0; trial < 3; trial++) {
+  const row = prefillCache.acquire(EMBED_TOKENS)!;
+  prefillSeconds = Math.min(prefillSeconds, await timed(() => prefillCache.forward([{ row, tokens: prompt(EMBED_TOKENS, 200 + trial) }])));
+  prefillCache.release(row);
+}
+prefillCache.dispose();
 await model.dispose();
 
 const server = await createServer({ model: folder, dtype, threads, port: 0, maxBatch: MAX_BATCH });
@@ -122,6 +140,23 @@ for (let trial = 0; trial < TRIALS; trial++) {
   firstTokenSeconds.push((late.first - sent) / 1000);
   await Promise.all(background);
 }
+const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+
+/** One embeddings request of `count` token-id inputs; its seconds. */
+async function embed(count: number, salt: number): Promise<number> {
+  const input = Array.from({ length: count }, (_, i) => prompt(EMBED_TOKENS, salt + i));
+  const start = performance.now();
+  const response = await fetch(`${url}/v1/embeddings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: server.modelName, input, encoding_format: 'base64' }),
+  });
+  if (!response.ok) throw new Error(`server answered ${response.status}: ${await response.text()}`);
+  await response.json();
+  return (performance.now() - start) / 1000;
+}
+await embed(1, 3000); // loads the bare model
+const embeddingSeconds = await embed(EMBED_INPUTS, 4000);
 await server.close();
 
 const report: ServeReport = {
@@ -130,7 +165,11 @@ const report: ServeReport = {
   eightStreamsTokensPerSecond,
   stepSeconds,
   firstTokenSeconds,
-  peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  peakRssBytes,
   rssBudgetBytes,
+  embeddings: {
+    tokensPerSecond: (EMBED_INPUTS * EMBED_TOKENS) / embeddingSeconds,
+    prefillTokensPerSecond: EMBED_TOKENS / prefillSeconds,
+  },
 };
 process.stdout.write(JSON.stringify(report));
