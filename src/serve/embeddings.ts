@@ -8,7 +8,7 @@ import type { GPTNeoModel } from '../modeling/index.js';
 import { checkTokenIds } from '../model/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
 import { invalidParameter, invalidRequest, OpenAIError } from './errors.js';
-import { type EmbeddingBody, embeddingSchema } from './schemas.js';
+import { type EmbeddingBody, embeddingSchema, rowsOf } from './schemas.js';
 
 /** How an input's token vectors become one: their mean, or the last token's (which has read the whole input). */
 export type EmbeddingPooling = 'mean' | 'last';
@@ -197,8 +197,7 @@ export function registerEmbeddings(app: FastifyInstance, context: EmbeddingsCont
 
 /** The inputs as token rows, each checked: not empty, within the vocabulary and within the context. */
 function embeddingInputs(input: EmbeddingBody['input'], context: EmbeddingsContext): number[][] {
-  const isTokenList = (value: unknown): value is number[] => Array.isArray(value) && value.every((v) => typeof v === 'number');
-  const rows: (string | number[])[] = typeof input === 'string' || isTokenList(input) ? [input] : input;
+  const rows = rowsOf(input);
   if (rows.length > MAX_EMBEDDING_INPUTS) {
     throw invalidRequest(`'input' has ${rows.length} items; at most ${MAX_EMBEDDING_INPUTS} inputs are allowed per request.`, 'input');
   }

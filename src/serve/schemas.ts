@@ -30,19 +30,25 @@ const samplingProperties = {
 
 const tokenIds = { type: 'array', items: { type: 'integer' }, minItems: 1 } as const;
 
+/** A completion's prompt or an embedding's input: one or several texts, or one or several lists of token ids. */
+const textsOrTokenIds = {
+  anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }, tokenIds, { type: 'array', items: tokenIds, minItems: 1 }],
+} as const;
+
+export type TextsOrTokenIds = string | string[] | number[] | number[][];
+
+/** The rows of a textsOrTokenIds value: each a text or a list of token ids. */
+export function rowsOf(value: TextsOrTokenIds): (string | number[])[] {
+  if (typeof value === 'string') return [value];
+  return (value as unknown[]).every((v) => typeof v === 'number') ? [value as number[]] : (value as (string | number[])[]);
+}
+
 export const completionSchema = {
   type: 'object',
   required: ['model', 'prompt'],
   properties: {
     ...samplingProperties,
-    prompt: {
-      anyOf: [
-        { type: 'string' },
-        { type: 'array', items: { type: 'string' }, minItems: 1 },
-        tokenIds,
-        { type: 'array', items: tokenIds, minItems: 1 },
-      ],
-    },
+    prompt: textsOrTokenIds,
     logprobs: nullable({ type: 'integer', minimum: 0, maximum: 5 }),
     echo: nullable({ type: 'boolean' }),
   },
@@ -83,14 +89,7 @@ export const embeddingSchema = {
   required: ['model', 'input'],
   properties: {
     model: { type: 'string', minLength: 1 },
-    input: {
-      anyOf: [
-        { type: 'string' },
-        { type: 'array', items: { type: 'string' }, minItems: 1 },
-        tokenIds,
-        { type: 'array', items: tokenIds, minItems: 1 },
-      ],
-    },
+    input: textsOrTokenIds,
     encoding_format: nullable({ type: 'string', enum: ['float', 'base64'] }),
     user: { type: 'string' },
   },
@@ -108,10 +107,12 @@ export const detokenizeSchema = {
   properties: { model: { type: 'string', minLength: 1 }, tokens: { type: 'array', items: { type: 'integer' } } },
 } as const;
 
+const TEXTS_OR_TOKEN_IDS = 'a string, an array of strings, an array of token ids or an array of arrays of token ids';
+
 /** What a field accepts, for messages about fields whose schema is a choice of shapes. */
 export const FIELD_EXPECTATIONS: Record<string, string> = {
-  prompt: 'a string, an array of strings, an array of token ids or an array of arrays of token ids',
-  input: 'a string, an array of strings, an array of token ids or an array of arrays of token ids',
+  prompt: TEXTS_OR_TOKEN_IDS,
+  input: TEXTS_OR_TOKEN_IDS,
   stop: 'a string or an array of at most 4 strings',
   content: 'a string or an array of text parts',
 };
@@ -133,7 +134,7 @@ export interface SamplingBody {
 }
 
 export interface CompletionBody extends SamplingBody {
-  prompt: string | string[] | number[] | number[][];
+  prompt: TextsOrTokenIds;
   logprobs?: number | null;
   echo?: boolean | null;
 }
@@ -153,7 +154,7 @@ export interface ChatCompletionBody extends SamplingBody {
 
 export interface EmbeddingBody {
   model: string;
-  input: string | string[] | number[] | number[][];
+  input: TextsOrTokenIds;
   encoding_format?: 'float' | 'base64' | null;
   /** OpenAI's shortened vectors: refused, GPT-Neo's hidden states have one width. */
   dimensions?: unknown;

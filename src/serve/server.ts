@@ -23,6 +23,7 @@ import {
   type CompletionBody,
   completionSchema,
   FIELD_EXPECTATIONS,
+  rowsOf,
   type SamplingBody,
 } from './schemas.js';
 import { registerTokenize } from './tokenize.js';
@@ -332,9 +333,7 @@ async function* merged<T>(sources: AsyncIterable<T>[]): AsyncGenerator<T> {
 
 /** The prompts of a completion request as text and tokens; an empty prompt starts a new document (<|endoftext|>). */
 function completionPrompts(prompt: CompletionBody['prompt'], tokenizer: GPT2Tokenizer, eos: number | null): { text: string; tokens: number[] }[] {
-  const isTokenList = (value: unknown): value is number[] => Array.isArray(value) && value.every((v) => typeof v === 'number');
-  const rows: (string | number[])[] = typeof prompt === 'string' ? [prompt] : isTokenList(prompt) ? [prompt] : (prompt as (string | number[])[]);
-  return rows.map((row) => {
+  return rowsOf(prompt).map((row) => {
     if (typeof row === 'string') {
       const tokens = tokenizer.encode(row);
       return { text: row, tokens: tokens.length === 0 && eos !== null ? [eos] : tokens };
