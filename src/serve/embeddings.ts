@@ -61,7 +61,7 @@ export class EmbeddingBatcher {
   embed(inputs: number[][]): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new OpenAIError(503, 'The server is shutting down.', 'service_unavailable_error'));
     const vectors = inputs.map((tokens) => new Promise<Float32Array>((resolve, reject) => this.queue.push({ tokens, resolve, reject })));
-    this.running ??= this.drainQueue().finally(() => (this.running = null));
+    this.running ??= this.drainQueue();
     return Promise.all(vectors);
   }
 
@@ -88,25 +88,31 @@ export class EmbeddingBatcher {
     return this.model;
   }
 
+  /**
+   * Runs batches until the queue is empty. `running` is cleared in the same synchronous step that finds the queue
+   * empty (no await between), so an input queued at any later moment starts a new run rather than waiting
+   * behind one that has ended.
+   */
   private async drainQueue(): Promise<void> {
-    let model: GPTNeoModel;
     try {
       // Awaited before the first batch is taken, so requests that arrive during the load join it.
-      model = await this.loaded();
-    } catch (error) {
-      this.queue.splice(0).forEach((pending) => pending.reject(error));
-      return;
-    }
-    while (this.queue.length > 0) {
-      const batch = this.takeBatch();
-      try {
-        for (const pass of passes(batch, this.tokenBudget)) {
-          const vectors = await this.run(model, pass.map((pending) => pending.tokens));
-          pass.forEach((pending, i) => pending.resolve(vectors[i]!));
+      const model = await this.loaded().catch((error: unknown) => {
+        this.queue.splice(0).forEach((pending) => pending.reject(error));
+        return null;
+      });
+      while (model && this.queue.length > 0) {
+        const batch = this.takeBatch();
+        try {
+          for (const pass of passes(batch, this.tokenBudget)) {
+            const vectors = await this.run(model, pass.map((pending) => pending.tokens));
+            pass.forEach((pending, i) => pending.resolve(vectors[i]!));
+          }
+        } catch (error) {
+          batch.forEach((pending) => pending.reject(error));
         }
-      } catch (error) {
-        batch.forEach((pending) => pending.reject(error));
       }
+    } finally {
+      this.running = null;
     }
   }
 

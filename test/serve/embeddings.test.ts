@@ -86,7 +86,7 @@ describe('embeddings', () => {
     for (const [i, text] of TEXTS.entries()) expectClose(together.data[i]!.embedding, await embedAlone(text));
   });
 
-  it('concurrent requests are batched and each gets its own vectors', async () => {
+  it('concurrent requests each get the vectors they get alone', async () => {
     const alone: number[][] = [];
     for (const text of TEXTS) alone.push(await embedAlone(text));
     const together = await Promise.all(TEXTS.map((text) => client.embeddings.create({ model: NAME, input: [text, text.toUpperCase()], encoding_format: 'float' })));
@@ -189,6 +189,16 @@ describe('EmbeddingBatcher', () => {
     expect(passes).toEqual([[[5, 0], [8, 0], [7, 7]], [[6, 6, 6, 6]]]);
     await batcher.close();
     await expect(batcher.embed([[1]])).rejects.toThrow('shutting down');
+  });
+
+  it('inputs queued right after a run ends are embedded too', async () => {
+    const batcher = new EmbeddingBatcher(async () => fakeModel([]), { pooling: 'mean', padTokenId: 0 });
+    for (let round = 0; round < 20; round++) {
+      const chained = batcher.embed([[1]]).then(() => batcher.embed([[2, 3]]));
+      const hung = new Promise((resolve) => setTimeout(() => resolve('hung'), 1000));
+      expect(await Promise.race([chained.then((vectors) => vectors.length), hung])).toBe(1);
+    }
+    await batcher.close();
   });
 
   it('a failed load fails its requests and is tried again by the next one', async () => {
