@@ -132,7 +132,7 @@ if (rows.length > 0) {
 }
 
 if (options.scenario !== 'formats') {
-  console.error(`serve (${options.serveDtype}): generate(), then the server with 1, 8, and 7 + 1 streams...`);
+  console.error(`serve (${options.serveDtype}): generate(), then the server with 1, 8, and 7 + 1 streams, then embeddings...`);
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [path.join(path.dirname(runScript), 'serve.js'), checkpoint, options.serveDtype, String(threads), tokenizerFixture],
@@ -168,5 +168,10 @@ if (options.scenario !== 'formats') {
   console.log(
     `\nPrefix cache: first token of a 1,500-token prompt alone, p50 of ${cold.length}: ${middle(cold).toFixed(2)} s sharing nothing, ` +
       `${middle(shared).toFixed(2)} s sharing its first 1,450 tokens with the prompt before (${(middle(cold) / middle(shared)).toFixed(1)}x sooner)`,
+  );
+  const { tokensPerSecond, prefillTokensPerSecond } = serve.embeddings;
+  console.log(
+    `\nEmbeddings, 64 inputs of 128 tokens in one /v1/embeddings request: ${tokensPerSecond.toFixed(0)} tok/s; ` +
+      `prefill of one 128-token prompt: ${prefillTokensPerSecond.toFixed(0)} tok/s (${(tokensPerSecond / prefillTokensPerSecond).toFixed(2)}x)`,
   );
 }

@@ -1,6 +1,7 @@
 // The server scenario of `npm run bench`, in one fresh process: generate() directly, then the same model behind
 // `createServer()` on 127.0.0.1 with one stream, 8 concurrent streams, a 128-token prompt arriving while 7
-// streams decode, and long prompts with and without a cached prefix. Prints a JSON ServeReport on stdout.
+// streams decode, long prompts with and without a cached prefix, and one embeddings request of 64 inputs. Prints a
+// JSON ServeReport on stdout.
 import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -26,7 +27,14 @@ export interface ServeReport {
    * first 1,450 tokens with the one before it (shared, from the prefix cache), in turns.
    */
   prefixFirstTokenSeconds: { cold: number[]; shared: number[] };
+  /** Peak RSS before the embeddings request, which loads the bare model as a second copy of the weights. */
   peakRssBytes: number;
+  /**
+   * Tokens per second of /v1/embeddings for 64 inputs of 128 tokens in one request (the bare model loaded by a
+   * warm-up request first), against the causal model's prefill: one 128-token prompt into an empty KV row,
+   * fastest of 3. Embeddings pass several inputs at once and skip the LM head, so they may beat prefill.
+   */
+  embeddings: { tokensPerSecond: number; prefillTokensPerSecond: number };
   /** Weights + `maxBatch` full-context KV caches + the prefix cache's default size + 0.5 GB. */
   rssBudgetBytes: number;
 }
@@ -36,6 +44,8 @@ const threads = Number(threadsText);
 const NEW_TOKENS = 64;
 const MAX_BATCH = 8;
 const TRIALS = 5;
+const EMBED_INPUTS = 64;
+const EMBED_TOKENS = 128;
 const prompt = (length: number, salt: number) => Array.from({ length }, (_, i) => (i * 7919 + salt * 104729) % 50000);
 
 // The random checkpoint has no tokenizer; GPT-2's files of the test fixtures serve (ids are all the bench sends).
@@ -66,6 +76,15 @@ const { hidden_size: C, max_position_embeddings: P, attention_layers, window_siz
 const cacheBytesPerRow = attention_layers.reduce((sum, kind) => sum + 2 * 4 * C * (kind === 'local' ? window_size : P), 0);
 const prefixCacheBytes = 2 * P * attention_layers.length * 2 * 4 * C; // the server's default: two full contexts
 const rssBudgetBytes = weightBytes(model.config, dtype).total + MAX_BATCH * cacheBytesPerRow + prefixCacheBytes + 0.5e9;
+cache.dispose();
+const prefillCache = model.createKVCache(1, EMBED_TOKENS);
+let prefillSeconds = Infinity;
+for (let trial = 0; trial < 3; trial++) {
+  const row = prefillCache.acquire(EMBED_TOKENS)!;
+  prefillSeconds = Math.min(prefillSeconds, await timed(() => prefillCache.forward([{ row, tokens: prompt(EMBED_TOKENS, 200 + trial) }])));
+  prefillCache.release(row);
+}
+prefillCache.dispose();
 await model.dispose();
 
 const server = await createServer({ model: folder, dtype, threads, port: 0, maxBatch: MAX_BATCH });
@@ -139,6 +158,23 @@ for (let trial = 0; trial < 3; trial++) {
   prefixFirstTokenSeconds.shared.push(await firstTokenAfter([...shared, ...prompt(50, 700 + trial)]));
   prefixFirstTokenSeconds.cold.push(await firstTokenAfter(prompt(1500, 800 + trial)));
 }
+const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+
+/** One embeddings request of `count` token-id inputs; its seconds. */
+async function embed(count: number, salt: number): Promise<number> {
+  const input = Array.from({ length: count }, (_, i) => prompt(EMBED_TOKENS, salt + i));
+  const start = performance.now();
+  const response = await fetch(`${url}/v1/embeddings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: server.modelName, input, encoding_format: 'base64' }),
+  });
+  if (!response.ok) throw new Error(`server answered ${response.status}: ${await response.text()}`);
+  await response.json();
+  return (performance.now() - start) / 1000;
+}
+await embed(1, 3000); // loads the bare model
+const embeddingSeconds = await embed(EMBED_INPUTS, 4000);
 await server.close();
 
 const report: ServeReport = {
@@ -148,7 +184,11 @@ const report: ServeReport = {
   stepSeconds,
   firstTokenSeconds,
   prefixFirstTokenSeconds,
-  peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  peakRssBytes,
   rssBudgetBytes,
+  embeddings: {
+    tokensPerSecond: (EMBED_INPUTS * EMBED_TOKENS) / embeddingSeconds,
+    prefillTokensPerSecond: EMBED_TOKENS / prefillSeconds,
+  },
 };
 process.stdout.write(JSON.stringify(report));

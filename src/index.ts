@@ -40,7 +40,7 @@ export {
   removeEntry,
   scanCaches,
 } from './cache/index.js';
-export { createServer, type GPTNeoServer, type ServeOptions } from './serve/index.js';
+export { createServer, type EmbeddingPooling, type GPTNeoServer, type ServeOptions } from './serve/index.js';
 export {
   type StepResult,
   train,

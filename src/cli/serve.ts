@@ -1,13 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
-import { createServer } from '../serve/index.js';
+import { createServer, EMBEDDING_POOLINGS, type EmbeddingPooling } from '../serve/index.js';
 import { parseSize } from '../util/cache-size.js';
 import { cliValue, hubOptions, hubOptionsFrom, integer } from './options.js';
 
 // Every flag can also come from the environment (GPT_NEO_<FLAG>), as containers are configured.
 export function serveCommand(): Command {
   const command = new Command('serve')
-    .description('Serve a model over an OpenAI-compatible HTTP API (completions, chat, models, health, metrics)')
+    .description('Serve a model over an OpenAI-compatible HTTP API (completions, chat, embeddings, models, tokenize, health, metrics)')
     .addOption(new Option('-m, --model <id-or-folder>', 'Hugging Face model id or local folder').env('GPT_NEO_MODEL').default('EleutherAI/gpt-neo-1.3B'))
     .addOption(new Option('--served-model-name <name>', "the name clients use in 'model' (default: --model)").env('GPT_NEO_SERVED_MODEL_NAME'))
     .addOption(new Option('--dtype <format>', 'weight format').choices(WEIGHT_FORMATS).env('GPT_NEO_DTYPE').default('fp32'))
@@ -24,9 +25,11 @@ export function serveCommand(): Command {
         .env('GPT_NEO_PREFIX_CACHE_SIZE'),
     )
     .addOption(new Option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, how long running requests may finish').argParser(integer).env('GPT_NEO_DRAIN_TIMEOUT').default(30))
+    .addOption(new Option('--pooling <how>', "/v1/embeddings: mean of the input's token vectors, or the last token's").choices(EMBEDDING_POOLINGS).env('GPT_NEO_POOLING').default('mean'))
+    .addOption(new Option('--api-key-file <path>', "file whose first line is the API key (instead of GPT_NEO_API_KEY)").env('GPT_NEO_API_KEY_FILE'))
     .addOption(new Option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (default: CORS off)').env('GPT_NEO_CORS_ORIGIN'))
     .option('--log', 'log every request (JSON lines on stdout)')
-    .addHelpText('after', '\nEnvironment:\n  GPT_NEO_API_KEY   when set, /v1 requests need "Authorization: Bearer <key>" (read only from the environment)');
+    .addHelpText('after', '\nEnvironment:\n  GPT_NEO_API_KEY   when set, /v1, /tokenize and /detokenize need "Authorization: Bearer <key>" (only from the environment or --api-key-file)');
   hubOptions(command);
   return command.action(async (flags: Record<string, unknown>) => {
     const server = await createServer({
@@ -42,8 +45,8 @@ export function serveCommand(): Command {
       prefillChunk: flags.prefillChunk as number,
       prefixCacheSize: flags.prefixCacheSize as number | undefined,
       drainTimeoutMs: (flags.drainTimeout as number) * 1000,
-      // The key only from the environment: a flag would show in the process list.
-      apiKey: process.env.GPT_NEO_API_KEY || undefined,
+      apiKey: apiKeyFrom(process.env.GPT_NEO_API_KEY, flags.apiKeyFile as string | undefined),
+      pooling: flags.pooling as EmbeddingPooling,
       corsOrigins: typeof flags.corsOrigin === 'string' ? flags.corsOrigin.split(',').map((o) => o.trim()).filter(Boolean) : undefined,
       logger: flags.log === true,
       ...hubOptionsFrom(flags),
@@ -62,4 +65,22 @@ export function serveCommand(): Command {
       process.once('SIGINT', () => stop('SIGINT'));
     });
   });
+}
+
+/**
+ * The key from the environment or from a file, never from a flag's value, which would show in the process list.
+ * Both at once is an error rather than a silent choice: one of them is stale, and guessing which is a security bug.
+ */
+export function apiKeyFrom(fromEnvironment: string | undefined, file: string | undefined): string | undefined {
+  if (file === undefined) return fromEnvironment || undefined;
+  if (fromEnvironment) throw new Error(`both GPT_NEO_API_KEY and --api-key-file ${file} are set; give the key one way`);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read the API key file ${file}: ${(error as Error).message}`);
+  }
+  const key = text.split(/\r?\n/, 1)[0]!.trim();
+  if (key === '') throw new Error(`the API key file ${file} is empty: its first line must be the key`);
+  return key;
 }

@@ -30,19 +30,25 @@ const samplingProperties = {
 
 const tokenIds = { type: 'array', items: { type: 'integer' }, minItems: 1 } as const;
 
+/** A completion's prompt or an embedding's input: one or several texts, or one or several lists of token ids. */
+const textsOrTokenIds = {
+  anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }, tokenIds, { type: 'array', items: tokenIds, minItems: 1 }],
+} as const;
+
+export type TextsOrTokenIds = string | string[] | number[] | number[][];
+
+/** The rows of a textsOrTokenIds value: each a text or a list of token ids. */
+export function rowsOf(value: TextsOrTokenIds): (string | number[])[] {
+  if (typeof value === 'string') return [value];
+  return (value as unknown[]).every((v) => typeof v === 'number') ? [value as number[]] : (value as (string | number[])[]);
+}
+
 export const completionSchema = {
   type: 'object',
   required: ['model', 'prompt'],
   properties: {
     ...samplingProperties,
-    prompt: {
-      anyOf: [
-        { type: 'string' },
-        { type: 'array', items: { type: 'string' }, minItems: 1 },
-        tokenIds,
-        { type: 'array', items: tokenIds, minItems: 1 },
-      ],
-    },
+    prompt: textsOrTokenIds,
     logprobs: nullable({ type: 'integer', minimum: 0, maximum: 5 }),
     echo: nullable({ type: 'boolean' }),
   },
@@ -78,9 +84,35 @@ export const chatCompletionSchema = {
   },
 } as const;
 
+export const embeddingSchema = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    input: textsOrTokenIds,
+    encoding_format: nullable({ type: 'string', enum: ['float', 'base64'] }),
+    user: { type: 'string' },
+  },
+} as const;
+
+/** vLLM's `prompt`, or llama.cpp's `content`. */
+export const tokenizeSchema = {
+  type: 'object',
+  properties: { model: { type: 'string', minLength: 1 }, prompt: { type: 'string' }, content: { type: 'string' } },
+} as const;
+
+export const detokenizeSchema = {
+  type: 'object',
+  required: ['tokens'],
+  properties: { model: { type: 'string', minLength: 1 }, tokens: { type: 'array', items: { type: 'integer' } } },
+} as const;
+
+const TEXTS_OR_TOKEN_IDS = 'a string, an array of strings, an array of token ids or an array of arrays of token ids';
+
 /** What a field accepts, for messages about fields whose schema is a choice of shapes. */
 export const FIELD_EXPECTATIONS: Record<string, string> = {
-  prompt: 'a string, an array of strings, an array of token ids or an array of arrays of token ids',
+  prompt: TEXTS_OR_TOKEN_IDS,
+  input: TEXTS_OR_TOKEN_IDS,
   stop: 'a string or an array of at most 4 strings',
   content: 'a string or an array of text parts',
 };
@@ -102,7 +134,7 @@ export interface SamplingBody {
 }
 
 export interface CompletionBody extends SamplingBody {
-  prompt: string | string[] | number[] | number[][];
+  prompt: TextsOrTokenIds;
   logprobs?: number | null;
   echo?: boolean | null;
 }
@@ -118,4 +150,24 @@ export interface ChatCompletionBody extends SamplingBody {
   max_completion_tokens?: number | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+}
+
+export interface EmbeddingBody {
+  model: string;
+  input: TextsOrTokenIds;
+  encoding_format?: 'float' | 'base64' | null;
+  /** OpenAI's shortened vectors: refused, GPT-Neo's hidden states have one width. */
+  dimensions?: unknown;
+  user?: string;
+}
+
+export interface TokenizeBody {
+  model?: string;
+  prompt?: string;
+  content?: string;
+}
+
+export interface DetokenizeBody {
+  model?: string;
+  tokens: number[];
 }

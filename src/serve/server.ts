@@ -7,13 +7,14 @@ import cors from '@fastify/cors';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type HubOptions, resolveModelFolder } from '../hub/index.js';
 import type { WeightFormat } from '../convert/index.js';
-import { GPTNeoForCausalLM } from '../modeling/index.js';
 import { PrefixCache } from '../kv/index.js';
 import { checkTokenIds, type GPTNeoConfig } from '../model/index.js';
+import { GPTNeoForCausalLM, GPTNeoModel } from '../modeling/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
 import { Engine, QueueFullError, type SequenceRequest, type SequenceStream } from '../generation/index.js';
 import { ChatTemplate } from './chat-template.js';
 import { type ChoiceLimits, choiceText, planChoices } from './choices.js';
+import { EmbeddingBatcher, type EmbeddingPooling, registerEmbeddings } from './embeddings.js';
 import { invalidParameter, invalidRequest, OpenAIError } from './errors.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { chatFormat, completionFormat, emptyResult, EventStream, record, type ResponseFormat, usageOf } from './responses.js';
@@ -24,8 +25,10 @@ import {
   type CompletionBody,
   completionSchema,
   FIELD_EXPECTATIONS,
+  rowsOf,
   type SamplingBody,
 } from './schemas.js';
+import { registerTokenize } from './tokenize.js';
 
 export interface ServeOptions extends Omit<HubOptions, 'progress'> {
   /** Hugging Face model id or local folder. */
@@ -44,7 +47,9 @@ export interface ServeOptions extends Omit<HubOptions, 'progress'> {
   maxQueue?: number;
   /** Largest request body in bytes (default 4 MB). */
   maxBody?: number;
-  /** Required as `Authorization: Bearer <key>` on /v1 routes when set. */
+  /** /v1/embeddings: the mean of an input's token vectors (default) or its last token's, scaled to unit length. */
+  pooling?: EmbeddingPooling;
+  /** Required as `Authorization: Bearer <key>` on /v1 routes, /tokenize and /detokenize when set. */
   apiKey?: string;
   /** Origins allowed by CORS; none (the default) turns CORS off. */
   corsOrigins?: string[];
@@ -94,6 +99,11 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
     decode: (ids) => tokenizer.decode(ids),
     prefixCache,
   });
+  // The bare graph is a second model in memory, so it is loaded by the first embeddings request, not at startup.
+  const embeddings = new EmbeddingBatcher(() => GPTNeoModel.from_pretrained(folder, { dtype: options.dtype, threads: options.threads }), {
+    pooling: settings.pooling ?? 'mean',
+    padTokenId: tokenizer.pad_token_id ?? tokenizer.eos_token_id ?? 0,
+  });
   const modelName = options.servedModelName ?? options.model;
   const chatTemplate = ChatTemplate.forModel(folder, {
     bos_token: tokenizer.bos_token,
@@ -123,7 +133,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
       if (request.url === '/health') return reply.code(503).send({ status: 'draining' });
       throw new OpenAIError(503, 'The server is shutting down and accepts no new requests.', 'service_unavailable_error');
     }
-    if (settings.apiKey !== undefined && request.url.startsWith('/v1/')) checkApiKey(request, settings.apiKey);
+    if (settings.apiKey !== undefined && isProtected(request.url)) checkApiKey(request, settings.apiKey);
   });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const failure = toOpenAIError(error, settings.maxBody);
@@ -144,6 +154,9 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
 
   const context = { engine, tokenizer, metrics, modelName, maxQueue: settings.maxQueue, maxPositions: model.maxPositions, eos: model.config.eos_token_id };
   registerCompletions(app, context, chatTemplate);
+  const checkServed = (requested: string) => checkModel(requested, modelName);
+  registerEmbeddings(app, { batcher: embeddings, tokenizer, modelName, maxPositions: model.maxPositions, checkModel: checkServed });
+  registerTokenize(app, { tokenizer, maxPositions: model.maxPositions, checkModel: checkServed });
 
   let closed: Promise<void> | null = null;
   /** Graceful: idle connections close at once, running responses are written out first. Otherwise all are cut. */
@@ -152,7 +165,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
       const closing = app.close();
       if (!graceful) app.server.closeAllConnections();
       await closing;
-      await engine.idle();
+      await Promise.all([engine.idle(), embeddings.close()]);
       await model.dispose();
     })());
 
@@ -166,7 +179,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
       draining = true;
       let timer: NodeJS.Timeout | undefined;
       const finished = await Promise.race([
-        engine.idle().then(() => true),
+        Promise.all([engine.idle(), embeddings.idle()]).then(() => true),
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), settings.drainTimeoutMs))),
       ]);
       clearTimeout(timer);
@@ -339,9 +352,7 @@ async function* merged<T>(sources: AsyncIterable<T>[]): AsyncGenerator<T> {
 
 /** The prompts of a completion request as text and tokens; an empty prompt starts a new document (<|endoftext|>). */
 function completionPrompts(prompt: CompletionBody['prompt'], tokenizer: GPT2Tokenizer, eos: number | null): { text: string; tokens: number[] }[] {
-  const isTokenList = (value: unknown): value is number[] => Array.isArray(value) && value.every((v) => typeof v === 'number');
-  const rows: (string | number[])[] = typeof prompt === 'string' ? [prompt] : isTokenList(prompt) ? [prompt] : (prompt as (string | number[])[]);
-  return rows.map((row) => {
+  return rowsOf(prompt).map((row) => {
     if (typeof row === 'string') {
       const tokens = tokenizer.encode(row);
       return { text: row, tokens: tokens.length === 0 && eos !== null ? [eos] : tokens };
@@ -355,6 +366,12 @@ function checkModel(requested: string, served: string): void {
   if (requested !== served) {
     throw new OpenAIError(404, `The model \`${requested}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model', 'model_not_found');
   }
+}
+
+/** The API key guards the API: everything but the probes (/health, /metrics), which must answer without it. */
+function isProtected(url: string): boolean {
+  const path = url.split('?')[0]!;
+  return path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize';
 }
 
 /** Bearer key check in constant time: both sides are hashed first, so neither length nor content leaks through timing. */

@@ -331,9 +331,9 @@ describe('errors as OpenAI returns them', () => {
 
   it('404 for another model or an unknown route, 413 for a body over --max-body', async () => {
     await expect(client.completions.create({ model: 'gpt-4', prompt: 'x' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
-    const route = await fetch(`${url}/v1/embeddings`, { method: 'POST' });
+    const route = await fetch(`${url}/v1/images/generations`, { method: 'POST' });
     expect(route.status).toBe(404);
-    expect((await errorOf(route)).message).toBe('Invalid URL (POST /v1/embeddings)');
+    expect((await errorOf(route)).message).toBe('Invalid URL (POST /v1/images/generations)');
     const big = await post('/v1/completions', { model: NAME, prompt: 'x'.repeat(70 * 1024) });
     expect(big.status).toBe(413);
     expect((await errorOf(big)).message).toContain('limit of 65536 bytes');

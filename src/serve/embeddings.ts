@@ -1,0 +1,225 @@
+/**
+ * POST /v1/embeddings: OpenAI's embeddings API on the bare GPT-Neo graph (GPTNeoModel, what
+ * pipeline('feature-extraction') runs), pooled over each input's tokens and scaled to unit length, as OpenAI's
+ * vectors are. Inputs of one request and of requests that arrive together share forward passes.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { GPTNeoModel } from '../modeling/index.js';
+import { checkTokenIds } from '../model/index.js';
+import type { GPT2Tokenizer } from '../tokenizer/index.js';
+import { invalidParameter, invalidRequest, OpenAIError } from './errors.js';
+import { type EmbeddingBody, embeddingSchema, rowsOf } from './schemas.js';
+
+/** How an input's token vectors become one: their mean, or the last token's (which has read the whole input). */
+export type EmbeddingPooling = 'mean' | 'last';
+export const EMBEDDING_POOLINGS: readonly EmbeddingPooling[] = ['mean', 'last'];
+
+/** OpenAI's limit on inputs per request. */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+export interface EmbeddingBatcherOptions {
+  pooling: EmbeddingPooling;
+  /** Token id the shorter rows of a pass are padded with (never read: it is masked and lies after the real tokens). */
+  padTokenId: number;
+  /** Real tokens one batch takes from the queue, and padded tokens one forward pass may hold (default 8192). */
+  tokenBudget?: number;
+}
+
+/**
+ * Attention scores per head one pass may hold: those of one input of 2048 tokens, GPT-Neo's context, so that
+ * many long inputs are not scored at once.
+ */
+const MAX_SCORES_PER_HEAD = 2048 * 2048;
+
+interface Pending {
+  tokens: number[];
+  resolve(vector: Float32Array): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Runs one batch at a time; inputs that arrive meanwhile queue. The next batch takes the queue's oldest inputs
+ * up to the token budget (so none waits behind ever newer short ones), sorts them by length and cuts them into
+ * passes of similar lengths, which keeps padding small. Rows are right-padded: each input's real tokens keep
+ * positions 0..n-1 and, attention being causal, never see the padding, so a vector does not depend on its batch.
+ */
+export class EmbeddingBatcher {
+  private readonly queue: Pending[] = [];
+  private running: Promise<void> | null = null;
+  private model: Promise<GPTNeoModel> | null = null;
+  private closed = false;
+  private readonly tokenBudget: number;
+
+  constructor(
+    private readonly load: () => Promise<GPTNeoModel>,
+    private readonly options: EmbeddingBatcherOptions,
+  ) {
+    this.tokenBudget = options.tokenBudget ?? 8192;
+  }
+
+  /** One unit-length vector per input, in order. */
+  embed(inputs: number[][]): Promise<Float32Array[]> {
+    if (this.closed) return Promise.reject(new OpenAIError(503, 'The server is shutting down.', 'service_unavailable_error'));
+    const vectors = inputs.map((tokens) => new Promise<Float32Array>((resolve, reject) => this.queue.push({ tokens, resolve, reject })));
+    this.running ??= this.drainQueue();
+    return Promise.all(vectors);
+  }
+
+  /** Resolves once no batch runs and none waits. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Refuses what still waits, lets the running pass end, and frees the model if it was loaded. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const pending of this.queue.splice(0)) pending.reject(new OpenAIError(503, 'The server is shutting down.', 'service_unavailable_error'));
+    await this.idle();
+    const model = await this.model?.catch(() => null);
+    await model?.dispose();
+  }
+
+  /** The model, loaded once: requests that arrive during the load wait for the same one. */
+  private loaded(): Promise<GPTNeoModel> {
+    this.model ??= this.load().catch((error: unknown) => {
+      this.model = null; // a failed load is tried again by the next request
+      throw error;
+    });
+    return this.model;
+  }
+
+  /**
+   * Runs batches until the queue is empty. `running` is cleared in the same synchronous step that finds the queue
+   * empty (no await between), so an input queued at any later moment starts a new run rather than waiting
+   * behind one that has ended.
+   */
+  private async drainQueue(): Promise<void> {
+    try {
+      // Awaited before the first batch is taken, so requests that arrive during the load join it.
+      const model = await this.loaded().catch((error: unknown) => {
+        this.queue.splice(0).forEach((pending) => pending.reject(error));
+        return null;
+      });
+      while (model && this.queue.length > 0) {
+        const batch = this.takeBatch();
+        try {
+          for (const pass of passes(batch, this.tokenBudget)) {
+            const vectors = await this.run(model, pass.map((pending) => pending.tokens));
+            pass.forEach((pending, i) => pending.resolve(vectors[i]!));
+          }
+        } catch (error) {
+          batch.forEach((pending) => pending.reject(error));
+        }
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private takeBatch(): Pending[] {
+    let tokens = 0;
+    let count = 0;
+    while (count < this.queue.length && (count === 0 || tokens + this.queue[count]!.tokens.length <= this.tokenBudget)) {
+      tokens += this.queue[count]!.tokens.length;
+      count++;
+    }
+    return this.queue.splice(0, count);
+  }
+
+  private async run(model: GPTNeoModel, rows: number[][]): Promise<Float32Array[]> {
+    const width = Math.max(...rows.map((row) => row.length));
+    const { last_hidden_state } = await model.forward({
+      input_ids: rows.map((row) => [...row, ...new Array<number>(width - row.length).fill(this.options.padTokenId)]),
+      attention_mask: rows.map((row) => Array.from({ length: width }, (_, t) => (t < row.length ? 1 : 0))),
+    });
+    const C = last_hidden_state.dims[2]!;
+    return rows.map((row, b) => {
+      const first = this.options.pooling === 'last' ? row.length - 1 : 0;
+      return pooled(last_hidden_state.data.subarray((b * width + first) * C, (b * width + row.length) * C), C);
+    });
+  }
+}
+
+/** A batch sorted by length and cut into passes within the token budget and the attention-score limit. */
+function passes(batch: Pending[], tokenBudget: number): Pending[][] {
+  const sorted = [...batch].sort((a, b) => a.tokens.length - b.tokens.length);
+  const result: Pending[][] = [];
+  for (const pending of sorted) {
+    const current = result.at(-1);
+    const width = pending.tokens.length; // the longest so far: the batch is sorted
+    const fits = current && (current.length + 1) * width <= tokenBudget && (current.length + 1) * width * width <= MAX_SCORES_PER_HEAD;
+    if (fits) current.push(pending);
+    else result.push([pending]);
+  }
+  return result;
+}
+
+/** The mean of `tokens` (consecutive vectors of width C), scaled to unit L2 norm, summed in float64. */
+function pooled(tokens: Float32Array, C: number): Float32Array {
+  const sum = new Float64Array(C);
+  for (let offset = 0; offset < tokens.length; offset += C) for (let i = 0; i < C; i++) sum[i]! += tokens[offset + i]!;
+  const norm = Math.hypot(...sum);
+  return Float32Array.from(sum, (value) => (norm === 0 ? 0 : value / norm));
+}
+
+/** The vector as OpenAI's base64: its float32 values, little-endian, whatever this machine's byte order. */
+export function toBase64(vector: Float32Array): string {
+  const bytes = Buffer.alloc(vector.length * 4);
+  vector.forEach((value, i) => bytes.writeFloatLE(value, i * 4));
+  return bytes.toString('base64');
+}
+
+export interface EmbeddingsContext {
+  batcher: EmbeddingBatcher;
+  tokenizer: GPT2Tokenizer;
+  modelName: string;
+  maxPositions: number;
+  checkModel(requested: string): void;
+}
+
+export function registerEmbeddings(app: FastifyInstance, context: EmbeddingsContext): void {
+  app.post('/v1/embeddings', { schema: { body: embeddingSchema } }, async (request) => {
+    const body = request.body as EmbeddingBody;
+    context.checkModel(body.model);
+    if (body.dimensions !== undefined && body.dimensions !== null) {
+      throw invalidRequest(
+        `'dimensions' is not supported: this model's embeddings have its hidden size and cannot be shortened.`,
+        'dimensions',
+        'unsupported_parameter',
+      );
+    }
+    const inputs = embeddingInputs(body.input, context);
+    const vectors = await context.batcher.embed(inputs);
+    const promptTokens = inputs.reduce((sum, tokens) => sum + tokens.length, 0);
+    const base64 = body.encoding_format === 'base64';
+    return {
+      object: 'list',
+      data: vectors.map((vector, index) => ({ object: 'embedding', index, embedding: base64 ? toBase64(vector) : Array.from(vector) })),
+      model: context.modelName,
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    };
+  });
+}
+
+/** The inputs as token rows, each checked: not empty, within the vocabulary and within the context. */
+function embeddingInputs(input: EmbeddingBody['input'], context: EmbeddingsContext): number[][] {
+  const rows = rowsOf(input);
+  if (rows.length > MAX_EMBEDDING_INPUTS) {
+    throw invalidRequest(`'input' has ${rows.length} items; at most ${MAX_EMBEDDING_INPUTS} inputs are allowed per request.`, 'input');
+  }
+  const name = (i: number) => (rows.length > 1 ? `input[${i}]` : 'input');
+  return rows.map((row, i) => {
+    if (typeof row !== 'string') checkTokenIds(row, context.tokenizer.vocab_size, name(i), { error: invalidParameter('input') });
+    const tokens = typeof row === 'string' ? context.tokenizer.encode(row) : row;
+    if (tokens.length === 0) throw invalidRequest(`'${name(i)}' is empty: an embedding needs at least one token.`, 'input');
+    if (tokens.length > context.maxPositions) {
+      throw invalidRequest(
+        `This model's maximum context length is ${context.maxPositions} tokens, however you requested ${tokens.length} tokens ` +
+          `in ${name(i)}. Please reduce your input.`,
+        'input',
+        'context_length_exceeded',
+      );
+    }
+    return tokens;
+  });
+}
