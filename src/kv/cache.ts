@@ -202,16 +202,19 @@ export class KVCache {
 
   /**
    * Writes slots read by readSlots (of the same tokens at the same positions) at the end of a row, and extends the
-   * row over them: it continues as if it had run those tokens.
+   * row over them: it continues as if it had run those tokens. Slots that a local layer's window will not reach
+   * from `windowEnd` (where the caller's writes end) are left out of that layer.
    */
-  writeSlots(row: KVRow, blocks: readonly SlotBlock[]): void {
+  writeSlots(row: KVRow, blocks: readonly SlotBlock[], windowEnd?: number): void {
     const from = row.length;
     const count = blocks[0] ? blocks[0].keysT.length / (this.heads * this.headDim) : 0;
     this.checkSlots(row, from, count, this.config.max_position_embeddings);
     row.reserved = Math.max(row.reserved, from + count);
     this.fitCapacity();
     this.layers.forEach((cache, layer) => {
-      for (const run of this.slotRuns(layer, from, count, from + count)) this.copyRun(cache, blocks[layer]!, row, layer, run, count, 'write');
+      for (const run of this.slotRuns(layer, from, count, Math.max(windowEnd ?? 0, from + count))) {
+        this.copyRun(cache, blocks[layer]!, row, layer, run, count, 'write');
+      }
     });
     row.length = from + count;
   }
@@ -419,8 +422,8 @@ export class KVCache {
   private copyRun(cache: LayerCache, block: SlotBlock, row: KVRow, layer: number, run: { slot: number; index: number; length: number }, count: number, mode: 'read' | 'write'): void {
     const capacity = this.capacity[this.kindOf(layer)];
     const D = this.headDim;
-    const move = (source: Float32Array, from: number, target: Float32Array, to: number, length: number) =>
-      mode === 'read' ? target.set(source.subarray(from, from + length), to) : source.set(target.subarray(to, to + length), from);
+    const move = (cached: Float32Array, at: number, blockData: Float32Array, blockAt: number, length: number) =>
+      mode === 'read' ? copy(cached, at, blockData, blockAt, length) : copy(blockData, blockAt, cached, at, length);
     for (let h = 0; h < this.heads; h++) {
       const cachedHead = row.index * this.heads + h;
       for (let d = 0; d < D; d++) {

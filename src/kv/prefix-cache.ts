@@ -69,10 +69,8 @@ export class PrefixCache {
     if (nodes.length === 0) return 0;
     const now = ++this.clock;
     for (const found of nodes) found.lastUsed = now;
-    // Layer by layer, the blocks' slots side by side, then one write.
-    const joined = nodes[0]!.slots.map((_, layer) => joinSlots(nodes.map((found) => found.slots[layer]!), this.cache.heads));
-    this.cache.writeSlots(row, joined);
     const tokens = nodes.length * BLOCK_TOKENS;
+    for (const found of nodes) this.cache.writeSlots(row, found.slots, tokens);
     this.stats.hitTokens += tokens;
     return tokens;
   }
@@ -131,24 +129,4 @@ export class PrefixCache {
 
 function blockKey(prompt: readonly number[], start: number): string {
   return prompt.slice(start, start + BLOCK_TOKENS).join(',');
-}
-
-/** Blocks of one layer ([heads, head_dim, slots] keys, [heads, slots, head_dim] values) as one run of their slots. */
-function joinSlots(blocks: readonly SlotBlock[], heads: number): SlotBlock {
-  const n = blocks.length * BLOCK_TOKENS;
-  const floatsPerSlot = blocks[0]!.keysT.length / BLOCK_TOKENS;
-  const lines = floatsPerSlot; // keys: one line of slots per (head, dim)
-  const headDim = floatsPerSlot / heads;
-  const keysT = new Float32Array(floatsPerSlot * n);
-  const values = new Float32Array(floatsPerSlot * n);
-  blocks.forEach((block, b) => {
-    for (let line = 0; line < lines; line++) {
-      keysT.set(block.keysT.subarray(line * BLOCK_TOKENS, (line + 1) * BLOCK_TOKENS), line * n + b * BLOCK_TOKENS);
-    }
-    for (let h = 0; h < heads; h++) {
-      const run = BLOCK_TOKENS * headDim;
-      values.set(block.values.subarray(h * run, (h + 1) * run), (h * n + b * BLOCK_TOKENS) * headDim);
-    }
-  });
-  return { keysT, values };
 }
