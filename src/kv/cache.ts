@@ -202,18 +202,22 @@ export class KVCache {
 
   /**
    * Writes slots read by readSlots (of the same tokens at the same positions) at the end of a row, and extends the
-   * row over them: it continues as if it had run those tokens. Slots that a local layer's window will not reach
-   * from `windowEnd` (where the caller's writes end) are left out of that layer.
+   * row over them: it continues as if it had run those tokens. `offset` and `count` pick slots of the blocks (default
+   * all); slots that a local layer's window will not reach from `windowEnd` (where the caller's writes end) are left
+   * out of that layer.
    */
-  writeSlots(row: KVRow, blocks: readonly SlotBlock[], windowEnd?: number): void {
+  writeSlots(row: KVRow, blocks: readonly SlotBlock[], part: { offset?: number; count?: number; windowEnd?: number } = {}): void {
     const from = row.length;
-    const count = blocks[0] ? blocks[0].keysT.length / (this.heads * this.headDim) : 0;
+    const stored = blocks[0] ? blocks[0].keysT.length / (this.heads * this.headDim) : 0;
+    const offset = part.offset ?? 0;
+    const count = part.count ?? stored - offset;
+    if (offset < 0 || offset + count > stored) throw new InputError(`slots ${offset}..${offset + count - 1} are outside the ${stored} slots given`);
     this.checkSlots(row, from, count, this.config.max_position_embeddings);
     row.reserved = Math.max(row.reserved, from + count);
     this.fitCapacity();
     this.layers.forEach((cache, layer) => {
-      for (const run of this.slotRuns(layer, from, count, Math.max(windowEnd ?? 0, from + count))) {
-        this.copyRun(cache, blocks[layer]!, row, layer, run, count, 'write');
+      for (const run of this.slotRuns(layer, from, count, Math.max(part.windowEnd ?? 0, from + count))) {
+        this.copyRun(cache, blocks[layer]!, row, layer, { ...run, slot: run.slot + offset }, stored, 'write');
       }
     });
     row.length = from + count;

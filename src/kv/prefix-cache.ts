@@ -16,15 +16,27 @@ import type { KVCache, KVRow, SlotBlock } from './cache.js';
 /** Tokens per block: a prefix is reused in whole blocks (vLLM's default block size). */
 export const BLOCK_TOKENS = 16;
 
+/**
+ * The slots of consecutive blocks copied from a row in one read (the blocks one pass completed), shared by their
+ * nodes: restoring a run of them copies long runs of slots instead of 16 at a time. Its bytes count until its
+ * last block is evicted.
+ */
+interface Segment {
+  slots: SlotBlock[];
+  bytes: number;
+  blocks: number;
+}
+
 interface BlockNode {
   /** The node's tokens, as the key its parent finds it by. */
   key: string;
   parent: BlockNode | null;
   children: Map<string, BlockNode>;
-  slots: SlotBlock[];
+  segment: Segment | null;
+  /** The block's first slot in its segment. */
+  offset: number;
   /** From this slot on the block holds every layer's keys and values; local layers' older slots were gone. */
   localFrom: number;
-  bytes: number;
   lastUsed: number;
 }
 
@@ -38,7 +50,7 @@ export interface PrefixCacheStats {
 }
 
 export class PrefixCache {
-  private readonly root: BlockNode = { key: '', parent: null, children: new Map(), slots: [], localFrom: 0, bytes: 0, lastUsed: 0 };
+  private readonly root: BlockNode = { key: '', parent: null, children: new Map(), segment: null, offset: 0, localFrom: 0, lastUsed: 0 };
   private clock = 0;
   readonly stats: PrefixCacheStats = { lookups: 0, hitTokens: 0, bytes: 0 };
 
@@ -70,7 +82,14 @@ export class PrefixCache {
     const now = ++this.clock;
     for (const found of nodes) found.lastUsed = now;
     const tokens = nodes.length * BLOCK_TOKENS;
-    for (const found of nodes) this.cache.writeSlots(row, found.slots, tokens);
+    // Consecutive blocks of one segment are written as one run.
+    for (let first = 0; first < nodes.length; ) {
+      let end = first + 1;
+      while (end < nodes.length && nodes[end]!.segment === nodes[first]!.segment && nodes[end]!.offset === nodes[end - 1]!.offset + BLOCK_TOKENS) end++;
+      const { segment, offset } = nodes[first]!;
+      this.cache.writeSlots(row, segment!.slots, { offset, count: (end - first) * BLOCK_TOKENS, windowEnd: tokens });
+      first = end;
+    }
     this.stats.hitTokens += tokens;
     return tokens;
   }
@@ -88,25 +107,31 @@ export class PrefixCache {
    */
   store(row: KVRow, prompt: readonly number[], fed: number): void {
     if (this.maxBytes <= 0) return;
-    let node = this.root;
     const now = ++this.clock;
-    for (let start = 0; start + BLOCK_TOKENS <= fed; start += BLOCK_TOKENS) {
-      const key = blockKey(prompt, start);
-      let child = node.children.get(key);
-      if (!child) {
-        const { slots, localFrom } = this.cache.readSlots(row, start, BLOCK_TOKENS);
-        const bytes = slots.reduce((sum, block) => sum + block.keysT.byteLength + block.values.byteLength, 0);
-        if (!this.makeRoom(bytes, node)) return;
-        child = { key, parent: node, children: new Map(), slots, localFrom, bytes, lastUsed: now };
-        node.children.set(key, child);
-        this.stats.bytes += bytes;
-      }
+    let node = this.root;
+    let start = 0;
+    for (; start + BLOCK_TOKENS <= fed; start += BLOCK_TOKENS) {
+      const child = node.children.get(blockKey(prompt, start));
+      if (!child) break;
       child.lastUsed = now;
+      node = child;
+    }
+    const blocks = Math.floor((fed - start) / BLOCK_TOKENS);
+    if (blocks === 0) return;
+    const { slots, localFrom } = this.cache.readSlots(row, start, blocks * BLOCK_TOKENS);
+    const segment: Segment = { slots, bytes: slots.reduce((sum, block) => sum + block.keysT.byteLength + block.values.byteLength, 0), blocks: 0 };
+    if (!this.makeRoom(segment.bytes, node)) return;
+    this.stats.bytes += segment.bytes;
+    for (let i = 0; i < blocks; i++, start += BLOCK_TOKENS) {
+      const key = blockKey(prompt, start);
+      const child: BlockNode = { key, parent: node, children: new Map(), segment, offset: i * BLOCK_TOKENS, localFrom: Math.max(start, localFrom), lastUsed: now };
+      node.children.set(key, child);
+      segment.blocks++;
       node = child;
     }
   }
 
-  /** Evicts least recently used leaves (never `keep`, the node a new block hangs from) until `bytes` more fit. */
+  /** Evicts least recently used leaves (never `keep`, the node new blocks hang from) until `bytes` more fit. */
   private makeRoom(bytes: number, keep: BlockNode): boolean {
     if (bytes > this.maxBytes) return false;
     while (this.stats.bytes + bytes > this.maxBytes) {
@@ -121,7 +146,8 @@ export class PrefixCache {
       const leaf = oldest as BlockNode | null;
       if (!leaf) return false;
       leaf.parent!.children.delete(leaf.key);
-      this.stats.bytes -= leaf.bytes;
+      // A segment's memory is freed with its last block.
+      if (--leaf.segment!.blocks === 0) this.stats.bytes -= leaf.segment!.bytes;
     }
     return true;
   }
