@@ -1,5 +1,6 @@
 import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel, type WeightFormat } from '../convert/index.js';
 import { type Decode, generateOutput, type GenerateOutput, type GenerationConfig, type TokenStreamer } from '../generation/index.js';
+import type { TokenVocabulary } from '../constraints/index.js';
 import { KVCache, KVSession } from '../kv/index.js';
 import {
   checkTokenIds,
@@ -31,6 +32,8 @@ export interface GenerateArguments extends GenerationConfig {
   streamer?: TokenStreamer;
   /** Token decoder, needed for `stop` strings. */
   decode?: Decode;
+  /** The tokenizer's tokens as bytes, needed for json_schema / constraint (the pipeline passes it). */
+  vocabulary?: TokenVocabulary;
 }
 
 export class GPTNeoForCausalLM {
@@ -94,13 +97,13 @@ export class GPTNeoForCausalLM {
    */
   async generate(args: GenerateArguments & { return_dict_in_generate: true }): Promise<GenerateOutput>;
   async generate(args: GenerateArguments): Promise<number[][]>;
-  async generate({ input_ids, attention_mask, streamer, decode, ...options }: GenerateArguments): Promise<number[][] | GenerateOutput> {
+  async generate({ input_ids, attention_mask, streamer, decode, vocabulary, ...options }: GenerateArguments): Promise<number[][] | GenerateOutput> {
     const config: GenerationConfig = {
       eos_token_id: this.config.eos_token_id,
       pad_token_id: this.config.pad_token_id,
       ...options,
     };
-    const output = await generateOutput(this, { input_ids, attention_mask, config, streamer, decode });
+    const output = await generateOutput(this, { input_ids, attention_mask, config, streamer, decode, vocabulary });
     return options.return_dict_in_generate ? output : output.sequences;
   }
 

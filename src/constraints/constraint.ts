@@ -1,0 +1,118 @@
+/**
+ * A constraint compiled once for a vocabulary, and the per-sequence state that walks it. The state is one
+ * integer (a configuration of the matcher), so beam search copies it for free.
+ */
+import { GrammarMatcher, DEAD } from './matcher.js';
+import type { CompiledGrammar } from './grammar.js';
+import { ConstraintError } from './grammar.js';
+import type { TokenVocabulary } from './vocabulary.js';
+
+export class Constraint {
+  private readonly matcher: GrammarMatcher;
+  /** Allowed-token bitsets by configuration, built on first use. */
+  private readonly masks: (Uint32Array | undefined)[] = [];
+  private readonly walk: Int32Array;
+
+  constructor(
+    grammar: CompiledGrammar,
+    readonly vocabulary: TokenVocabulary,
+    /** What the constraint says, for error messages. */
+    readonly description: string,
+  ) {
+    this.matcher = new GrammarMatcher(grammar);
+    this.walk = new Int32Array(vocabulary.maxDepth + 1);
+  }
+
+  /** A fresh state at the start of the output; `eosTokenIds` are allowed only once the output is complete. */
+  start(eosTokenIds: readonly number[]): ConstraintState {
+    return new ConstraintState(this, this.matcher.initial, new Set(eosTokenIds));
+  }
+
+  isComplete(configuration: number): boolean {
+    return this.matcher.isComplete(configuration);
+  }
+
+  /** The configuration after a token's bytes, or DEAD. */
+  afterToken(configuration: number, token: number): number {
+    const bytes = this.vocabulary.bytesOf(token);
+    if (bytes === null || bytes.length === 0) return DEAD;
+    let at = configuration;
+    for (let i = 0; i < bytes.length && at !== DEAD; i++) at = this.matcher.step(at, bytes[i]!);
+    return at;
+  }
+
+  /** Bit t is set when token t's bytes can continue the output from `configuration`. */
+  allowedTokens(configuration: number): Uint32Array {
+    let mask = this.masks[configuration];
+    if (!mask) this.masks[configuration] = mask = this.computeMask(configuration);
+    return mask;
+  }
+
+  private computeMask(configuration: number): Uint32Array {
+    const { byte, depth, subtreeEnd, tokenStart, tokens, nodeCount, size } = this.vocabulary;
+    const mask = new Uint32Array((size + 31) >>> 5);
+    const walk = this.walk;
+    walk[0] = configuration;
+    for (let node = 1; node < nodeCount; ) {
+      const d = depth[node]!;
+      const next = this.matcher.step(walk[d - 1]!, byte[node]!);
+      if (next === DEAD) {
+        node = subtreeEnd[node]!;
+        continue;
+      }
+      walk[d] = next;
+      for (let t = tokenStart[node]!; t < tokenStart[node + 1]!; t++) mask[tokens[t]! >>> 5]! |= 1 << (tokens[t]! & 31);
+      node++;
+    }
+    return mask;
+  }
+}
+
+/** Where one sequence is in its constraint. */
+export class ConstraintState {
+  constructor(
+    private readonly constraint: Constraint,
+    private configuration: number,
+    private readonly eos: ReadonlySet<number>,
+  ) {}
+
+  /** The output so far is a whole match: eos may end it. */
+  isComplete(): boolean {
+    return this.constraint.isComplete(this.configuration);
+  }
+
+  /** Bit t set when token t may come next (eos when the output is complete). */
+  allowedMask(): Uint32Array {
+    const mask = this.constraint.allowedTokens(this.configuration);
+    if (!this.isComplete() || this.eos.size === 0) return mask;
+    const withEos = mask.slice();
+    for (const id of this.eos) if (id < this.constraint.vocabulary.size) withEos[id >>> 5]! |= 1 << (id & 31);
+    return withEos;
+  }
+
+  /** Sets every score the constraint forbids to -Infinity. */
+  mask(scores: Float64Array): void {
+    const mask = this.allowedMask();
+    for (let id = 0; id < scores.length; id++) if (!((mask[id >>> 5]! >>> (id & 31)) & 1)) scores[id] = -Infinity;
+  }
+
+  /** Moves past a chosen token; eos leaves the state as it is (the sequence ends there). */
+  advance(token: number): void {
+    if (!this.tryAdvance(token)) {
+      throw new ConstraintError(`token ${token} cannot continue output constrained by ${this.constraint.description}`);
+    }
+  }
+
+  /** advance(), returning false (and staying put) for a token the constraint refuses. */
+  tryAdvance(token: number): boolean {
+    if (this.eos.has(token) && this.isComplete()) return true;
+    const next = this.constraint.afterToken(this.configuration, token);
+    if (next === DEAD) return false;
+    this.configuration = next;
+    return true;
+  }
+
+  clone(): ConstraintState {
+    return new ConstraintState(this.constraint, this.configuration, this.eos);
+  }
+}
