@@ -1,16 +1,29 @@
 /**
  * A constraint compiled once for a vocabulary, and the per-sequence state that walks it. The state is one
  * integer (a configuration of the matcher), so beam search copies it for free.
+ *
+ * Outputs close within their token budget: once the tokens left are few, only tokens after which the
+ * output can still be completed in time (and ended with eos) are allowed. Every byte is a token of a
+ * byte-level vocabulary, so the shortest completion in bytes bounds it in tokens. When even the shortest
+ * output does not fit, the mask falls back to every valid token and the output is cut at the limit.
  */
 import { GrammarMatcher, DEAD } from './matcher.js';
 import type { CompiledGrammar } from './grammar.js';
 import { ConstraintError } from './grammar.js';
 import type { TokenVocabulary } from './vocabulary.js';
 
+interface TokenMask {
+  bits: Uint32Array;
+  /** The longest shortest-completion after any allowed token: budgets below it need a mask of their own. */
+  longestCompletion: number;
+}
+
 export class Constraint {
   private readonly matcher: GrammarMatcher;
-  /** Allowed-token bitsets by configuration, built on first use. */
-  private readonly masks: (Uint32Array | undefined)[] = [];
+  /** Allowed tokens by configuration, built on first use. */
+  private readonly masks: (TokenMask | undefined)[] = [];
+  /** Masks for short budgets, by configuration and budget. */
+  private readonly budgetMasks = new Map<number, TokenMask>();
   private readonly walk: Int32Array;
 
   constructor(
@@ -41,18 +54,27 @@ export class Constraint {
     return at;
   }
 
-  /** Bit t is set when token t's bytes can continue the output from `configuration`. */
-  allowedTokens(configuration: number): Uint32Array {
+  /**
+   * Bit t is set when token t's bytes can continue the output from `configuration` and, with `budget`, leave
+   * an output that at most `budget` more bytes complete (when some token does).
+   */
+  allowedTokens(configuration: number, budget = Infinity): Uint32Array {
     let mask = this.masks[configuration];
-    if (!mask) this.masks[configuration] = mask = this.computeMask(configuration);
-    return mask;
+    if (!mask) this.masks[configuration] = mask = this.computeMask(configuration, Infinity);
+    if (budget >= mask.longestCompletion) return mask.bits;
+    const key = configuration * 4096 + Math.min(budget, 4095);
+    let short = this.budgetMasks.get(key);
+    if (!short) this.budgetMasks.set(key, (short = this.computeMask(configuration, budget)));
+    return short.longestCompletion < 0 ? mask.bits : short.bits;
   }
 
-  private computeMask(configuration: number): Uint32Array {
+  /** One preorder pass over the vocabulary's trie; a refused byte skips every token under it. longestCompletion -1: no token fits. */
+  private computeMask(configuration: number, budget: number): TokenMask {
     const { byte, depth, subtreeEnd, tokenStart, tokens, nodeCount, size } = this.vocabulary;
-    const mask = new Uint32Array((size + 31) >>> 5);
+    const bits = new Uint32Array((size + 31) >>> 5);
     const walk = this.walk;
     walk[0] = configuration;
+    let longestCompletion = -1;
     for (let node = 1; node < nodeCount; ) {
       const d = depth[node]!;
       const next = this.matcher.step(walk[d - 1]!, byte[node]!);
@@ -61,10 +83,16 @@ export class Constraint {
         continue;
       }
       walk[d] = next;
-      for (let t = tokenStart[node]!; t < tokenStart[node + 1]!; t++) mask[tokens[t]! >>> 5]! |= 1 << (tokens[t]! & 31);
+      if (tokenStart[node]! < tokenStart[node + 1]!) {
+        const completion = this.matcher.distance(next);
+        if (completion <= budget) {
+          longestCompletion = Math.max(longestCompletion, completion);
+          for (let t = tokenStart[node]!; t < tokenStart[node + 1]!; t++) bits[tokens[t]! >>> 5]! |= 1 << (tokens[t]! & 31);
+        }
+      }
       node++;
     }
-    return mask;
+    return { bits, longestCompletion };
   }
 }
 
@@ -81,9 +109,12 @@ export class ConstraintState {
     return this.constraint.isComplete(this.configuration);
   }
 
-  /** Bit t set when token t may come next (eos when the output is complete). */
-  allowedMask(): Uint32Array {
-    const mask = this.constraint.allowedTokens(this.configuration);
+  /**
+   * Bit t set when token t may come next (eos when the output is complete). With `tokensLeft` (this one
+   * included), tokens after which the output could not be completed and ended in time are left out.
+   */
+  allowedMask(tokensLeft = Infinity): Uint32Array {
+    const mask = this.constraint.allowedTokens(this.configuration, Math.max(0, tokensLeft - 2));
     if (!this.isComplete() || this.eos.size === 0) return mask;
     const withEos = mask.slice();
     for (const id of this.eos) if (id < this.constraint.vocabulary.size) withEos[id >>> 5]! |= 1 << (id & 31);
@@ -91,8 +122,8 @@ export class ConstraintState {
   }
 
   /** Sets every score the constraint forbids to -Infinity. */
-  mask(scores: Float64Array): void {
-    const mask = this.allowedMask();
+  mask(scores: Float64Array, tokensLeft = Infinity): void {
+    const mask = this.allowedMask(tokensLeft);
     for (let id = 0; id < scores.length; id++) if (!((mask[id >>> 5]! >>> (id & 31)) & 1)) scores[id] = -Infinity;
   }
 

@@ -73,6 +73,8 @@ export interface CompiledGrammar {
   accepting: Uint8Array;
   hasBytes: Uint8Array;
   ruleStart: Int32Array;
+  /** Fewest bytes from a state to the end of its rule (calls counted at their rule's shortest length). */
+  distance: Int32Array;
 }
 
 /** Thompson construction toward a given end node, so shared suffixes (optional properties) are built once. */
@@ -310,5 +312,27 @@ function pruneDead(byteRows: Int32Array[], calls: [number, number][][], acceptin
   });
   const liveCalls = calls.map((list) => list.filter(([rule, next]) => ruleLive(rule) && live[next] === 1));
   if (!live[ruleStart[0]!]) throw new ConstraintError('the constraint matches no output at all');
-  return { byteNext, calls: liveCalls, accepting, hasBytes, ruleStart };
+  const distance = distancesToEnd(byteNext, liveCalls, accepting, ruleStart);
+  return { byteNext, calls: liveCalls, accepting, hasBytes, ruleStart, distance };
+}
+
+/** Shortest completion of every state, by relaxing edges until nothing shortens (Bellman-Ford on the DFA with calls). */
+function distancesToEnd(byteNext: Int32Array, calls: (readonly (readonly [number, number])[])[], accepting: Uint8Array, ruleStart: Int32Array): Int32Array {
+  const count = accepting.length;
+  const far = 0x3fffffff;
+  const distance = new Int32Array(count).fill(far);
+  for (let state = 0; state < count; state++) if (accepting[state]) distance[state] = 0;
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (let state = count - 1; state >= 0; state--) {
+      let best = distance[state]!;
+      for (let byte = 0; byte < 256; byte++) {
+        const next = byteNext[state * 256 + byte]!;
+        if (next >= 0 && distance[next]! + 1 < best) best = distance[next]! + 1;
+      }
+      for (const [rule, next] of calls[state]!) best = Math.min(best, distance[ruleStart[rule]!]! + distance[next]!);
+      if (best < distance[state]!) [distance[state], changed] = [best, true];
+    }
+  }
+  return distance;
 }

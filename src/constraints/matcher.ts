@@ -17,6 +17,7 @@ interface Configuration {
   /** Frames whose state reads a byte, after following calls and returns. */
   ready: Int32Array;
   complete: boolean;
+  distance: number;
   /** Next configuration per byte: UNKNOWN until asked, DEAD when the byte is not allowed. */
   next: Int32Array;
 }
@@ -25,6 +26,8 @@ export class GrammarMatcher {
   private readonly frameState: number[] = [];
   private readonly frameParent: number[] = [];
   private readonly frameDepth: number[] = [];
+  /** Fewest bytes that end the frame's rule and every rule below it. */
+  private readonly frameDistance: number[] = [];
   private readonly frameIds = new Map<string, number>();
   private readonly configurations: Configuration[] = [];
   private readonly configurationIds = new Map<string, number>();
@@ -40,6 +43,11 @@ export class GrammarMatcher {
 
   isComplete(configuration: number): boolean {
     return this.configurations[configuration]!.complete;
+  }
+
+  /** Fewest bytes (so at most that many tokens, every byte being a token) that complete the output. */
+  distance(configuration: number): number {
+    return this.configurations[configuration]!.distance;
   }
 
   /** The configuration after `byte`, or DEAD. */
@@ -67,6 +75,7 @@ export class GrammarMatcher {
       this.frameState.push(state);
       this.frameParent.push(parent);
       this.frameDepth.push(parent === ROOT ? 0 : this.frameDepth[parent]! + 1);
+      this.frameDistance.push(this.grammar.distance[state]! + (parent === ROOT ? 0 : this.frameDistance[parent]!));
       this.frameIds.set(key, id);
     }
     return id;
@@ -105,6 +114,7 @@ export class GrammarMatcher {
       if (this.frameDepth[frame]! >= MAX_NESTING) continue;
       for (const [rule, next] of calls[state]!) todo.push(this.frame(ruleStart[rule]!, this.frame(next, parent)));
     }
-    return { ready: Int32Array.from(ready), complete, next: new Int32Array(256).fill(UNKNOWN) };
+    const distance = complete ? 0 : Math.min(...ready.map((frame) => this.frameDistance[frame]!));
+    return { ready: Int32Array.from(ready), complete, distance, next: new Int32Array(256).fill(UNKNOWN) };
   }
 }

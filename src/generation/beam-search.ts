@@ -248,7 +248,7 @@ export async function beamSearch(
       const stepScores = Array.from({ length: numBeams }, (_, beam) => {
         const row = firstRow + beam;
         const scores = logSoftmax(batch.logitsOf(row));
-        states?.[row]!.mask(scores);
+        states?.[row]!.mask(scores, config.maxLength - length);
         const history = { tokens: batch.history[row], currentLength: length };
         applyProcessors(processors, scores, history);
         applyProcessors(warpers, scores, history);

@@ -1,5 +1,4 @@
 /** Choosing one row's next token, and the log-probabilities reported for it (output_scores, OpenAI's logprobs). */
-import type { ConstraintState } from '../constraints/index.js';
 import type { ResolvedGenerationConfig } from './config.js';
 import { applyProcessors, buildLogitsProcessors, buildLogitsWarpers, type LogitsProcessor, type RowHistory } from './logits-process.js';
 import { argmax, sampleIndex, softmax, type RandomSource } from './sampling.js';
@@ -22,10 +21,10 @@ export class TokenChooser {
     this.warpers = random ? buildLogitsWarpers(config, 1) : [];
   }
 
-  /** `constraint` masks first: penalties, top-k and top-p then act on the tokens it allows. */
-  choose(logits: ArrayLike<number>, history: RowHistory, constraint?: ConstraintState): number {
+  /** `constrain` (a structured output's mask) runs first: penalties, top-k and top-p then act on the tokens it allows. */
+  choose(logits: ArrayLike<number>, history: RowHistory, constrain?: (scores: Float64Array) => void): number {
     const scores = Float64Array.from(logits);
-    constraint?.mask(scores);
+    constrain?.(scores);
     applyProcessors(this.processors, scores, history);
     if (!this.random) return argmax(scores);
     applyProcessors(this.warpers, scores, history);

@@ -91,8 +91,10 @@ export class DecodingSequence {
   step(logits: Float32Array, logsumexp: number): StepOutput {
     const { config, chooser, finish, topLogprobs } = this.options;
     const counted = (this.options.countedPromptLength ?? this.promptLength) + this.history.length - this.promptLength;
-    const token = chooser.choose(logits, { tokens: this.history, currentLength: counted }, this.options.constraint);
-    this.options.constraint?.advance(token);
+    const constraint = this.options.constraint;
+    const constrain = constraint && ((scores: Float64Array) => constraint.mask(scores, config.maxLength - counted));
+    const token = chooser.choose(logits, { tokens: this.history, currentLength: counted }, constrain);
+    constraint?.advance(token);
     this.history.push(token);
     if (topLogprobs !== null) this.scores.push(tokenScores(logits, logsumexp, token, topLogprobs));
     const generated = this.history.slice(this.promptLength);
