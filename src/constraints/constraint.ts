@@ -16,7 +16,13 @@ interface TokenMask {
   bits: Uint32Array;
   /** The longest shortest-completion after any allowed token: budgets below it need a mask of their own. */
   longestCompletion: number;
+  /** Allowed tokens whose shortest completion exceeds NEAR, longest first, so a budget above NEAR just clears some. */
+  farTokens: Int32Array;
+  farDistances: Int32Array;
 }
+
+/** Budgets up to this many bytes get masks of their own (a trie walk each); above it, far tokens are cleared from the full mask. */
+const NEAR = 8;
 
 export class Constraint {
   private readonly matcher: GrammarMatcher;
@@ -62,6 +68,11 @@ export class Constraint {
     let mask = this.masks[configuration];
     if (!mask) this.masks[configuration] = mask = this.computeMask(configuration, Infinity);
     if (budget >= mask.longestCompletion) return mask.bits;
+    if (budget > NEAR) {
+      const bits = mask.bits.slice();
+      for (let i = 0; i < mask.farTokens.length && mask.farDistances[i]! > budget; i++) bits[mask.farTokens[i]! >>> 5]! &= ~(1 << (mask.farTokens[i]! & 31));
+      return bits;
+    }
     const key = configuration * 4096 + Math.min(budget, 4095);
     let short = this.budgetMasks.get(key);
     if (!short) this.budgetMasks.set(key, (short = this.computeMask(configuration, budget)));
@@ -75,6 +86,7 @@ export class Constraint {
     const walk = this.walk;
     walk[0] = configuration;
     let longestCompletion = -1;
+    const far: [token: number, distance: number][] = [];
     for (let node = 1; node < nodeCount; ) {
       const d = depth[node]!;
       const next = this.matcher.step(walk[d - 1]!, byte[node]!);
@@ -87,12 +99,16 @@ export class Constraint {
         const completion = this.matcher.distance(next);
         if (completion <= budget) {
           longestCompletion = Math.max(longestCompletion, completion);
-          for (let t = tokenStart[node]!; t < tokenStart[node + 1]!; t++) bits[tokens[t]! >>> 5]! |= 1 << (tokens[t]! & 31);
+          for (let t = tokenStart[node]!; t < tokenStart[node + 1]!; t++) {
+            bits[tokens[t]! >>> 5]! |= 1 << (tokens[t]! & 31);
+            if (completion > NEAR) far.push([tokens[t]!, completion]);
+          }
         }
       }
       node++;
     }
-    return { bits, longestCompletion };
+    far.sort((a, b) => b[1] - a[1]);
+    return { bits, longestCompletion, farTokens: Int32Array.from(far, ([token]) => token), farDistances: Int32Array.from(far, ([, distance]) => distance) };
   }
 }
 
