@@ -145,3 +145,10 @@ describe('structured outputs from a random model', () => {
     await expect(generator(PROMPT, { json_schema: {}, constraint: { regex: 'a' } })).rejects.toThrow(/cannot both be set/);
   });
 });
+
+describe('constraints beside logits processors', () => {
+  it('the constraint wins when processors would ban every token it allows', async () => {
+    const [out] = await generator(PROMPT, { constraint: { choice: ['aaaa'] }, no_repeat_ngram_size: 1, min_new_tokens: 40, max_new_tokens: 50, return_full_text: false });
+    expect(out!.generated_text).toBe('aaaa');
+  });
+});
