@@ -17,7 +17,7 @@ export type ConstraintSpec =
   | { choice: string[] };
 
 const KINDS = ['json_schema', 'json_object', 'regex', 'choice'] as const;
-const GRAMMAR_CACHE_SIZE = 64;
+const CACHE_SIZE = 64;
 const grammars = new Map<string, CompiledGrammar>();
 const constraints = new WeakMap<TokenVocabulary, Map<string, Constraint>>();
 
@@ -31,29 +31,27 @@ export function constraintKind(spec: unknown): (typeof KINDS)[number] {
   return kinds[0]!;
 }
 
-/** The constraint for this vocabulary, compiled on first use. Throws ConstraintError naming what is wrong. */
+/**
+ * The constraint for this vocabulary, compiled on first use and kept among the most recently used (a server
+ * seeing ever new schemas keeps a bounded number). Throws ConstraintError naming what is wrong.
+ */
 export function compileConstraint(spec: ConstraintSpec, vocabulary: TokenVocabulary): Constraint {
   const key = JSON.stringify(spec);
   let byKey = constraints.get(vocabulary);
   if (!byKey) constraints.set(vocabulary, (byKey = new Map()));
-  let constraint = byKey.get(key);
-  if (!constraint) {
-    constraint = new Constraint(compiledGrammar(spec, key), vocabulary, describe(spec));
-    byKey.set(key, constraint);
-  }
-  return constraint;
+  return recentlyUsed(byKey, key, () => new Constraint(recentlyUsed(grammars, key, () => compileGrammar(grammarOf(spec))), vocabulary, describe(spec)));
 }
 
-function compiledGrammar(spec: ConstraintSpec, key: string): CompiledGrammar {
-  let compiled = grammars.get(key);
-  if (compiled) {
-    grammars.delete(key);
-  } else {
-    compiled = compileGrammar(grammarOf(spec));
-    if (grammars.size >= GRAMMAR_CACHE_SIZE) grammars.delete(grammars.keys().next().value!);
+/** The cached value of `key`, made or refreshed as the most recently used; the least recently used goes past the cache's size. */
+function recentlyUsed<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = make();
+    if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
   }
-  grammars.set(key, compiled);
-  return compiled;
+  cache.delete(key);
+  cache.set(key, value);
+  return value;
 }
 
 export function grammarOf(spec: ConstraintSpec): Grammar {

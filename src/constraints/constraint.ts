@@ -21,6 +21,9 @@ interface TokenMask {
   farDistances: Int32Array;
 }
 
+/** Masks one constraint keeps (6 KB each for GPT-2): about 50 MB at most. */
+const MAX_CACHED_MASKS = 8192;
+
 /** Budgets up to this many bytes get masks of their own (a trie walk each); above it, far tokens are cleared from the full mask. */
 const NEAR = 8;
 
@@ -30,6 +33,7 @@ export class Constraint {
   private readonly masks: (TokenMask | undefined)[] = [];
   /** Masks for short budgets, by configuration and budget. */
   private readonly budgetMasks = new Map<number, TokenMask>();
+  private maskCount = 0;
   private readonly walk: Int32Array;
 
   constructor(
@@ -66,7 +70,10 @@ export class Constraint {
    */
   allowedTokens(configuration: number, budget = Infinity): Uint32Array {
     let mask = this.masks[configuration];
-    if (!mask) this.masks[configuration] = mask = this.computeMask(configuration, Infinity);
+    if (!mask) {
+      if (++this.maskCount > MAX_CACHED_MASKS) this.forgetMasks();
+      this.masks[configuration] = mask = this.computeMask(configuration, Infinity);
+    }
     if (budget >= mask.longestCompletion) return mask.bits;
     if (budget > NEAR) {
       const bits = mask.bits.slice();
@@ -77,6 +84,13 @@ export class Constraint {
     let short = this.budgetMasks.get(key);
     if (!short) this.budgetMasks.set(key, (short = this.computeMask(configuration, budget)));
     return short.longestCompletion < 0 ? mask.bits : short.bits;
+  }
+
+  /** Past the cache's size (long strings, deep nesting), masks are made again as they are needed. */
+  private forgetMasks(): void {
+    this.masks.length = 0;
+    this.budgetMasks.clear();
+    this.maskCount = 1;
   }
 
   /** One preorder pass over the vocabulary's trie; a refused byte skips every token under it. longestCompletion -1: no token fits. */

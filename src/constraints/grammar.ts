@@ -289,18 +289,8 @@ function byteTransitions(set: readonly number[], nfa: NfaBuilder, target: (nodes
 /** Drops transitions into states from which no end can be reached, so the matcher never walks into a dead end. */
 function pruneDead(byteRows: Int32Array[], calls: [number, number][][], accepting: Uint8Array, ruleStart: Int32Array): CompiledGrammar {
   const count = byteRows.length;
-  const live = new Uint8Array(count);
+  const live = liveStates(byteRows, calls, accepting, ruleStart);
   const ruleLive = (rule: number) => live[ruleStart[rule]!] === 1;
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (let state = 0; state < count; state++) {
-      if (live[state]) continue;
-      const row = byteRows[state]!;
-      let alive = accepting[state] === 1 || calls[state]!.some(([rule, next]) => ruleLive(rule) && live[next] === 1);
-      for (let byte = 0; byte < 256 && !alive; byte++) alive = row[byte]! >= 0 && live[row[byte]!] === 1;
-      if (alive) [live[state], changed] = [1, true];
-    }
-  }
   const byteNext = new Int32Array(count * 256);
   const hasBytes = new Uint8Array(count);
   byteRows.forEach((row, state) => {
@@ -314,6 +304,45 @@ function pruneDead(byteRows: Int32Array[], calls: [number, number][][], acceptin
   if (!live[ruleStart[0]!]) throw new ConstraintError('the constraint matches no output at all');
   const distance = distancesToEnd(byteNext, liveCalls, accepting, ruleStart);
   return { byteNext, calls: liveCalls, accepting, hasBytes, ruleStart, distance };
+}
+
+/**
+ * States from which an end can be reached, found backwards from the accepting ones: a state is live when a byte
+ * leads to a live state, or a call of a live rule returns to one.
+ */
+function liveStates(byteRows: Int32Array[], calls: [number, number][][], accepting: Uint8Array, ruleStart: Int32Array): Uint8Array {
+  const count = byteRows.length;
+  const bytePredecessors: number[][] = Array.from({ length: count }, () => []);
+  byteRows.forEach((row, state) => {
+    for (const next of new Set(row)) if (next >= 0) bytePredecessors[next]!.push(state);
+  });
+  const callers: [state: number, rule: number][][] = Array.from({ length: count }, () => []);
+  const callsOfRule = new Map<number, [state: number, next: number][]>();
+  calls.forEach((list, state) => {
+    for (const [rule, next] of list) {
+      callers[next]!.push([state, rule]);
+      callsOfRule.set(rule, [...(callsOfRule.get(rule) ?? []), [state, next]]);
+    }
+  });
+  const rulesStartingAt = new Map<number, number[]>();
+  ruleStart.forEach((start, rule) => rulesStartingAt.set(start, [...(rulesStartingAt.get(start) ?? []), rule]));
+  const live = new Uint8Array(count);
+  const todo: number[] = [];
+  const mark = (state: number) => {
+    if (live[state]) return;
+    live[state] = 1;
+    todo.push(state);
+  };
+  accepting.forEach((isAccepting, state) => isAccepting && mark(state));
+  while (todo.length > 0) {
+    const state = todo.pop()!;
+    bytePredecessors[state]!.forEach(mark);
+    for (const [caller, rule] of callers[state]!) if (live[ruleStart[rule]!]) mark(caller);
+    for (const rule of rulesStartingAt.get(state) ?? []) {
+      for (const [caller, next] of callsOfRule.get(rule) ?? []) if (live[next]) mark(caller);
+    }
+  }
+  return live;
 }
 
 /** Shortest completion of every state, by relaxing edges until nothing shortens (Bellman-Ford on the DFA with calls). */

@@ -154,7 +154,7 @@ describe('JSON Schema', () => {
     expect(refused(schema({ type: 'string', minLength: 3, maxLength: 2 }))).toMatch(/minLength/);
   });
 
-  it('compiles a 20-property schema with nesting and $ref fast, and once', () => {
+  it('compiles a 20-property schema with nesting and $ref once (its time is measured by npm run bench:structured)', () => {
     const properties: Record<string, unknown> = {};
     for (let i = 0; i < 20; i++) {
       properties[`field_${i}`] = [
@@ -178,10 +178,15 @@ describe('JSON Schema', () => {
         },
       },
     };
-    const started = performance.now();
     const first = compileConstraint(schema(big), byteVocabulary);
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeLessThan(500);
+    expect(accepts(schema(big), JSON.stringify(example(big.properties)))).toBe(true);
     expect(compileConstraint(schema(structuredClone(big)), byteVocabulary)).toBe(first);
   });
 });
+
+/** An object the 20-property schema accepts. */
+function example(properties: Record<string, unknown>): Record<string, unknown> {
+  const address = { street: 'Main St', zip: '12345', when: '2024-05-01T12:00:00Z' };
+  const values = ['text', 42, address, [address, { street: 'x' }], 'green'];
+  return Object.fromEntries(Object.keys(properties).map((name, i) => [name, values[i % values.length]]));
+}
