@@ -101,6 +101,9 @@ class SchemaCompiler {
       const others = Object.keys(s).filter((key) => key !== keyword && KEYWORDS.has(key) && key !== '$defs' && key !== 'definitions');
       if (others.length > 0) throw new ConstraintError(`"${keyword}" beside ${others.map((k) => `"${k}"`).join(', ')} at ${path} is not supported; nest them`);
     };
+    if ('format' in s && !(typeof s.format === 'string' && s.format in FORMATS)) {
+      throw new ConstraintError(`unsupported "format" ${JSON.stringify(s.format)} at ${path} (supported: ${Object.keys(FORMATS).join(', ')})`);
+    }
     if ('$ref' in s) {
       alone('$ref');
       return call(this.refRule(s.$ref, path));
@@ -167,11 +170,7 @@ class SchemaCompiler {
     if (maxLength !== Infinity && maxLength > MAX_REPEAT) throw new ConstraintError(`"maxLength" at ${path} is above the supported ${MAX_REPEAT}`);
     if (minLength > maxLength) throw new ConstraintError(`"minLength" at ${path} is above "maxLength"`);
     const patterns: string[] = [];
-    if ('format' in s) {
-      const format = FORMATS[s.format as string];
-      if (format === undefined) throw new ConstraintError(`unsupported "format" ${JSON.stringify(s.format)} at ${path} (supported: ${Object.keys(FORMATS).join(', ')})`);
-      patterns.push(format);
-    }
+    if ('format' in s) patterns.push(FORMATS[s.format as string]!);
     if ('pattern' in s) patterns.push(s.pattern as string);
     if (patterns.length === 0) return quoted(repeat(stringChar, minLength, maxLength));
     if (minLength > 0 || maxLength !== Infinity) patterns.push(`[^]{${minLength},${maxLength === Infinity ? '' : maxLength}}`);
@@ -186,6 +185,10 @@ class SchemaCompiler {
     if (!Array.isArray(required) || required.some((name) => typeof name !== 'string')) throw new ConstraintError(`"required" at ${path} must be a list of names`);
     const names = [...Object.keys(properties), ...required.filter((name) => !(name in properties))];
     const additional = s.additionalProperties;
+    const unlisted = required.find((name) => !(name in properties));
+    if (additional === false && unlisted !== undefined) {
+      throw new ConstraintError(`"required" at ${path} names "${unlisted}", which "properties" lacks and "additionalProperties": false forbids`);
+    }
     if (names.length === 0 && additional !== false) {
       const member = seq(this.key(quoted(repeat(stringChar, 0, Infinity))), this.value(additional ?? true, `${path}/additionalProperties`));
       return seq(literal('{'), ws, optional(seq(member, repeat(seq(ws, literal(','), ws, member), 0, Infinity))), ws, literal('}'));

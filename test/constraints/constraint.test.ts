@@ -146,6 +146,9 @@ describe('JSON Schema', () => {
     );
     expect(refused(schema({ type: 'object', minProperties: 1 }))).toMatch(/"minProperties" at #/);
     expect(refused(schema({ type: 'string', format: 'hostname' }))).toMatch(/unsupported "format" "hostname"/);
+    expect(refused(schema({ type: 'integer', format: 'int32' }))).toMatch(/unsupported "format" "int32"/);
+    expect(refused(schema({ type: 'object', required: ['a'], additionalProperties: false }))).toMatch(/names "a", which "properties" lacks/);
+    expect(refused(schema({ type: 'object', properties: 5 }))).toMatch(/"properties" at # must be an object/);
     expect(refused(schema({ type: 'strin' }))).toMatch(/unknown type "strin"/);
     expect(refused(schema({ $ref: 'https://example.com/s.json' }))).toMatch(/local reference/);
     expect(refused(schema({ $ref: '#/$defs/missing' }))).toMatch(/points at nothing/);
