@@ -7,7 +7,7 @@
  * byte-level vocabulary, so the shortest completion in bytes bounds it in tokens. When even the shortest
  * output does not fit, the mask falls back to every valid token and the output is cut at the limit.
  */
-import { GrammarMatcher, DEAD } from './matcher.js';
+import { GrammarMatcher, DEAD, UNKNOWN } from './matcher.js';
 import type { CompiledGrammar } from './grammar.js';
 import { ConstraintError } from './grammar.js';
 import type { TokenVocabulary } from './vocabulary.js';
@@ -16,9 +16,14 @@ interface TokenMask {
   bits: Uint32Array;
   /** The longest shortest-completion after any allowed token: budgets below it need a mask of their own. */
   longestCompletion: number;
-  /** Allowed tokens whose shortest completion exceeds NEAR, longest first, so a budget above NEAR just clears some. */
-  farTokens: Int32Array;
-  farDistances: Int32Array;
+  /** The shortest: budgets below it fit no token, and the output will be cut at the limit whatever is chosen. */
+  shortestCompletion: number;
+  /**
+   * Allowed tokens whose shortest completion exceeds NEAR, so a budget above NEAR just clears some of them; null
+   * when there are more than MAX_FAR (then short budgets walk the trie, as budgets up to NEAR do).
+   */
+  farTokens: Int32Array | null;
+  farDistances: Int32Array | null;
 }
 
 /** Masks one constraint keeps (6 KB each for GPT-2): about 50 MB at most. */
@@ -26,15 +31,19 @@ const MAX_CACHED_MASKS = 8192;
 
 /** Budgets up to this many bytes get masks of their own (a trie walk each); above it, far tokens are cleared from the full mask. */
 const NEAR = 8;
+const MAX_FAR = 2048;
 
 export class Constraint {
   private readonly matcher: GrammarMatcher;
   /** Allowed tokens by configuration, built on first use. */
   private readonly masks: (TokenMask | undefined)[] = [];
   /** Masks for short budgets, by configuration and budget. */
-  private readonly budgetMasks = new Map<number, TokenMask>();
+  private readonly budgetMasks = new Map<string, TokenMask>();
   private maskCount = 0;
   private readonly walk: Int32Array;
+  private readonly tables: Int32Array[] = [];
+  private readonly farTokens = new Int32Array(MAX_FAR);
+  private readonly farDistances = new Int32Array(MAX_FAR);
 
   constructor(
     grammar: CompiledGrammar,
@@ -74,16 +83,17 @@ export class Constraint {
       if (++this.maskCount > MAX_CACHED_MASKS) this.forgetMasks();
       this.masks[configuration] = mask = this.computeMask(configuration, Infinity);
     }
-    if (budget >= mask.longestCompletion) return mask.bits;
-    if (budget > NEAR) {
+    if (budget >= mask.longestCompletion || budget < mask.shortestCompletion) return mask.bits;
+    const { farTokens, farDistances } = mask;
+    if (budget > NEAR && farTokens && farDistances) {
       const bits = mask.bits.slice();
-      for (let i = 0; i < mask.farTokens.length && mask.farDistances[i]! > budget; i++) bits[mask.farTokens[i]! >>> 5]! &= ~(1 << (mask.farTokens[i]! & 31));
+      for (let i = 0; i < farTokens.length; i++) if (farDistances[i]! > budget) bits[farTokens[i]! >>> 5]! &= ~(1 << (farTokens[i]! & 31));
       return bits;
     }
-    const key = configuration * 4096 + Math.min(budget, 4095);
+    const key = `${configuration}:${budget}`;
     let short = this.budgetMasks.get(key);
     if (!short) this.budgetMasks.set(key, (short = this.computeMask(configuration, budget)));
-    return short.longestCompletion < 0 ? mask.bits : short.bits;
+    return short.bits;
   }
 
   /** Past the cache's size (long strings, deep nesting), masks are made again as they are needed. */
@@ -98,31 +108,49 @@ export class Constraint {
     const { byte, depth, subtreeEnd, tokenStart, tokens, nodeCount, size } = this.vocabulary;
     const bits = new Uint32Array((size + 31) >>> 5);
     const walk = this.walk;
+    // Each depth's transition table, so most nodes cost one array read.
+    const tables: Int32Array[] = this.tables;
     walk[0] = configuration;
+    tables[0] = this.matcher.transitions(configuration);
     let longestCompletion = -1;
-    const far: [token: number, distance: number][] = [];
+    let shortestCompletion = Infinity;
+    let farCount = 0;
     for (let node = 1; node < nodeCount; ) {
       const d = depth[node]!;
-      const next = this.matcher.step(walk[d - 1]!, byte[node]!);
+      let next = tables[d - 1]![byte[node]!]!;
+      if (next === UNKNOWN) next = this.matcher.step(walk[d - 1]!, byte[node]!);
       if (next === DEAD) {
         node = subtreeEnd[node]!;
         continue;
       }
-      walk[d] = next;
+      if (walk[d] !== next || tables[d] === undefined) {
+        walk[d] = next;
+        tables[d] = this.matcher.transitions(next);
+      }
       if (tokenStart[node]! < tokenStart[node + 1]!) {
         const completion = this.matcher.distance(next);
         if (completion <= budget) {
           longestCompletion = Math.max(longestCompletion, completion);
+          shortestCompletion = Math.min(shortestCompletion, completion);
           for (let t = tokenStart[node]!; t < tokenStart[node + 1]!; t++) {
             bits[tokens[t]! >>> 5]! |= 1 << (tokens[t]! & 31);
-            if (completion > NEAR) far.push([tokens[t]!, completion]);
+            if (completion > NEAR && farCount++ < MAX_FAR) {
+              this.farTokens[farCount - 1] = tokens[t]!;
+              this.farDistances[farCount - 1] = completion;
+            }
           }
         }
       }
       node++;
     }
-    far.sort((a, b) => b[1] - a[1]);
-    return { bits, longestCompletion, farTokens: Int32Array.from(far, ([token]) => token), farDistances: Int32Array.from(far, ([, distance]) => distance) };
+    const keepFar = farCount <= MAX_FAR;
+    return {
+      bits,
+      longestCompletion,
+      shortestCompletion,
+      farTokens: keepFar ? this.farTokens.slice(0, farCount) : null,
+      farDistances: keepFar ? this.farDistances.slice(0, farCount) : null,
+    };
   }
 }
 

@@ -10,7 +10,7 @@ import type { CompiledGrammar } from './grammar.js';
 /** Nesting deeper than this (calls inside calls) is not followed: it bounds recursion such as nested arrays. */
 export const MAX_NESTING = 64;
 const ROOT = -1;
-const UNKNOWN = -2;
+export const UNKNOWN = -2;
 export const DEAD = -1;
 
 interface Configuration {
@@ -48,6 +48,11 @@ export class GrammarMatcher {
   /** Fewest bytes (so at most that many tokens, every byte being a token) that complete the output. */
   distance(configuration: number): number {
     return this.configurations[configuration]!.distance;
+  }
+
+  /** The configuration's remembered transitions by byte (UNKNOWN: ask step()), for loops that walk many bytes. */
+  transitions(configuration: number): Int32Array {
+    return this.configurations[configuration]!.next;
   }
 
   /** The configuration after `byte`, or DEAD. */

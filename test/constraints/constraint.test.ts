@@ -38,6 +38,20 @@ describe('regex and choice', () => {
     expect(allowed(state)).toEqual([EOS]);
   });
 
+  it('near the token limit only tokens that leave time to finish are allowed, unless none does', () => {
+    const budgeted = (tokensLeft: number) => {
+      const state = start({ regex: '(ab|a{12})c' });
+      const mask = state.allowedMask(tokensLeft);
+      return ['a', 'ab'].map((text) => (text === 'a' ? 97 : 257 + 4)).filter((id) => (mask[id >>> 5]! >>> (id & 31)) & 1);
+    };
+    expect(budgeted(Infinity)).toEqual([97, 257 + 4]);
+    expect(budgeted(3)).toEqual([257 + 4]); // "ab", then "c", then eos
+    expect(budgeted(2)).toEqual([97, 257 + 4]); // nothing finishes in time: every valid token, cut at the limit
+    expect(allowed(start({ regex: 'a{30}' }).clone()).length).toBe(1);
+    const long = start({ regex: 'a{30}' });
+    expect([...long.allowedMask(20)].some((word) => word !== 0)).toBe(true); // 30 bytes left, 20 tokens: cut, not stuck
+  });
+
   it('refuses backreferences, lookaround and invalid patterns by name', () => {
     expect(refused({ regex: '(a)\\1' })).toMatch(/backreferences/);
     expect(refused({ regex: 'a(?=b)' })).toMatch(/lookahead/);
