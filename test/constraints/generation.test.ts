@@ -146,7 +146,15 @@ describe('structured outputs from a random model', () => {
   });
 });
 
-describe('constraints beside logits processors', () => {
+describe('constraints beside logits processors and stop strings', () => {
+  it('a stop string cuts a constrained output where it matches', async () => {
+    const texts = await generator(PROMPT, { json_schema: SCHEMAS.person, stop: [','], do_sample: true, seed: 2, num_return_sequences: 5, max_new_tokens: 50, return_full_text: false });
+    for (const { generated_text } of texts) {
+      expect(generated_text).not.toContain(',');
+      expect(generated_text.startsWith('{')).toBe(true);
+    }
+  });
+
   it('the constraint wins when processors would ban every token it allows', async () => {
     const [out] = await generator(PROMPT, { constraint: { choice: ['aaaa'] }, no_repeat_ngram_size: 1, min_new_tokens: 40, max_new_tokens: 50, return_full_text: false });
     expect(out!.generated_text).toBe('aaaa');
