@@ -9,6 +9,7 @@ export {
   TextStreamer,
   type TokenStreamer,
 } from './generation/index.js';
+export { compileConstraint, Constraint, ConstraintError, type ConstraintSpec, ConstraintState, tokenizerVocabulary, TokenVocabulary } from './constraints/index.js';
 export { pipeline, type TextGenerationOptions, type TextGenerationOutput, type TextGenerationPipeline } from './pipeline/index.js';
 export {
   type FeatureExtractionOptions,

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { ConstraintSpec } from '../constraints/index.js';
 import type { GenerationConfig } from '../generation/index.js';
 import { WEIGHT_FORMATS, type WeightFormat } from '../convert/index.js';
 import { pipeline, type TextGenerationOptions } from '../pipeline/index.js';
@@ -57,7 +58,10 @@ export function generateCommand(): Command {
     .option('--early-stopping <mode>', "beam search: 'true', 'false' or 'never'", parseEarlyStopping)
     .option('--stop <text>', 'a string that ends generation, left out of the output (repeatable)', collect, [])
     .option('--no-full-text', 'print only the continuation, not the prompt')
-    .option('--json', 'print [{ "generated_text": ... }] as JSON instead of streaming text');
+    .option('--json', 'print [{ "generated_text": ... }] as JSON instead of streaming text')
+    .option('--json-schema <json>', 'structured output: JSON that this JSON Schema accepts (docs/structured-outputs.md)', parseJson)
+    .option('--regex <pattern>', 'structured output: a whole match of this JavaScript regular expression')
+    .option('--choice <text>', 'structured output: one of these strings (repeatable)', collect, []);
   for (const [flag, , parser, description] of GENERATION_FLAGS) command.option(flag, description, parser);
   hubOptions(command);
 
@@ -72,6 +76,12 @@ export function generateCommand(): Command {
     if (flags.greedy) options.do_sample = false;
     if (flags.earlyStopping !== undefined) options.early_stopping = flags.earlyStopping as boolean | 'never';
     if ((flags.stop as string[]).length > 0) options.stop = flags.stop as string[];
+    const constraints: ConstraintSpec[] = [];
+    if (flags.jsonSchema !== undefined) constraints.push({ json_schema: flags.jsonSchema });
+    if (flags.regex !== undefined) constraints.push({ regex: flags.regex as string });
+    if ((flags.choice as string[]).length > 0) constraints.push({ choice: flags.choice as string[] });
+    if (constraints.length > 1) command.error('error: --json-schema, --regex and --choice exclude each other');
+    if (constraints.length === 1) options.constraint = constraints[0];
 
     const generator = await pipeline('text-generation', flags.model as string, {
       dtype: flags.dtype as WeightFormat,

@@ -33,6 +33,7 @@ import { applyProcessors, buildLogitsProcessors, buildLogitsWarpers } from './lo
 import { createRandom, logSoftmax, sampleIndex, softmax, type RandomSource } from './sampling.js';
 import type { FinishRule } from './sequence.js';
 import type { DecoderSession } from '../model/types.js';
+import type { Constraint, ConstraintState } from '../constraints/index.js';
 
 /** Score of beams that must not be extended at the first step (transformers uses the same constant). */
 const INACTIVE_BEAM_SCORE = -1e9;
@@ -187,12 +188,26 @@ class CandidateRanking {
   }
 }
 
+/**
+ * The beams' constraint states after a step: each copies its source beam's and moves past its token. A
+ * beam whose token the constraint refuses (only when fewer tokens are allowed than beams are needed) scores
+ * -Infinity and never wins, so its state is left as it was.
+ */
+function advancedStates(states: ConstraintState[], sourceRows: number[], tokens: number[], done: boolean[], numBeams: number): ConstraintState[] {
+  return sourceRows.map((source, row) => {
+    const state = states[source]!.clone();
+    if (!done[Math.floor(row / numBeams)]) state.tryAdvance(tokens[row]!);
+    return state;
+  });
+}
+
 /** Returns the new tokens of the num_return_sequences best hypotheses of each prompt, grouped by prompt. */
 export async function beamSearch(
   session: DecoderSession,
   prompts: PromptBatch,
   config: ResolvedGenerationConfig,
   finish: FinishRule,
+  constraint: Constraint | null = null,
 ): Promise<number[][]> {
   const numBeams = config.numBeams;
   const promptCount = prompts.inputIds.length;
@@ -209,6 +224,8 @@ export async function beamSearch(
     () => new BeamHypotheses(numBeams, config.lengthPenalty, config.earlyStopping, maxNewTokens),
   );
   const done = new Array<boolean>(promptCount).fill(false);
+  // Each beam's place in the constraint; candidates copy their source beam's.
+  let states: ConstraintState[] | null = constraint ? Array.from({ length: promptCount * numBeams }, () => constraint.start(config.eosTokenIds)) : null;
   let beamScores: number[] = Array.from({ length: promptCount * numBeams }, (_, row) =>
     row % numBeams === 0 ? 0 : INACTIVE_BEAM_SCORE,
   );
@@ -231,6 +248,7 @@ export async function beamSearch(
       const stepScores = Array.from({ length: numBeams }, (_, beam) => {
         const row = firstRow + beam;
         const scores = logSoftmax(batch.logitsOf(row));
+        states?.[row]!.mask(scores, config.maxLength - length);
         const history = { tokens: batch.history[row], currentLength: length };
         applyProcessors(processors, scores, history);
         applyProcessors(warpers, scores, history);
@@ -264,6 +282,7 @@ export async function beamSearch(
     }
     batch.reorder(sourceRows);
     batch.push(nextTokens);
+    states &&= advancedStates(states, sourceRows, nextTokens, done, numBeams);
     beamScores = nextScores;
     length++;
     if (length >= config.maxLength || done.every(Boolean)) break;

@@ -21,9 +21,17 @@ export class TokenChooser {
     this.warpers = random ? buildLogitsWarpers(config, 1) : [];
   }
 
-  choose(logits: ArrayLike<number>, history: RowHistory): number {
-    const scores = Float64Array.from(logits);
+  /**
+   * `constrain` (a structured output's mask) runs first: penalties, top-k and top-p then act on the tokens it
+   * allows. Should the processors ban every one of them (no_repeat_ngram_size, bad_words_ids, min_length's eos
+   * ban), the constraint wins: its tokens are scored without the processors.
+   */
+  choose(logits: ArrayLike<number>, history: RowHistory, constrain?: (scores: Float64Array) => void): number {
+    let scores = Float64Array.from(logits);
+    constrain?.(scores);
+    const constrained = constrain ? scores.slice() : null;
     applyProcessors(this.processors, scores, history);
+    if (constrained && !scores.some((score) => score > -Infinity)) scores = constrained;
     if (!this.random) return argmax(scores);
     applyProcessors(this.warpers, scores, history);
     return sampleIndex(softmax(scores), this.random);

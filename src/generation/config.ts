@@ -3,6 +3,7 @@
  * resolved form the decoding loops work with.
  */
 
+import { constraintKind, ConstraintError, type ConstraintSpec } from '../constraints/index.js';
 import { InputError } from '../model/index.js';
 export interface GenerationConfig {
   /** Total length (padded prompt + new tokens). Default 20, as transformers. Ignored when max_new_tokens is set. */
@@ -45,6 +46,13 @@ export interface GenerationConfig {
   return_dict_in_generate?: boolean;
   /** Alternatives reported per step with output_scores (default 0, at most 20). */
   top_logprobs?: number;
+  /**
+   * Structured output: every generated text is a JSON text this JSON Schema accepts (see docs/structured-outputs.md).
+   * Shorthand for `constraint: { json_schema }`; needs the tokenizer's vocabulary, which the pipeline and server pass.
+   */
+  json_schema?: unknown;
+  /** Structured output: `{ json_schema }`, `{ json_object: true }`, `{ regex }` (a JavaScript pattern) or `{ choice: [...] }`. */
+  constraint?: ConstraintSpec;
 }
 
 /** A generation option or prompt that cannot run; an InputError, so callers catch every bad input as one kind. */
@@ -81,6 +89,8 @@ export interface ResolvedGenerationConfig {
   seed: number | undefined;
   outputScores: boolean;
   topLogprobs: number;
+  /** What every output must match, or null. */
+  constraint: ConstraintSpec | null;
 }
 
 export interface GenerationContext {
@@ -165,6 +175,8 @@ export function resolveGenerationConfig(config: GenerationConfig, context: Gener
   const topLogprobs = optionalInteger('top_logprobs', config.top_logprobs, 0) ?? 0;
   if (topLogprobs > MAX_TOP_LOGPROBS) throw invalid('top_logprobs', topLogprobs, `must be at most ${MAX_TOP_LOGPROBS}`);
 
+  const constraint = resolveConstraint(config, eosTokenIds);
+
   // Temperature 0 is the limit of ever sharper sampling: the argmax. Treating it as greedy (instead of
   // transformers' error) lets callers sweep temperatures down to 0 without switching do_sample.
   const doSample = doSampleOption && temperature !== 0;
@@ -202,7 +214,25 @@ export function resolveGenerationConfig(config: GenerationConfig, context: Gener
     seed,
     outputScores,
     topLogprobs,
+    constraint,
   };
+}
+
+/** json_schema or constraint (not both), checked for shape; compiling waits for the vocabulary (generate()). */
+function resolveConstraint(config: GenerationConfig, eosTokenIds: readonly number[]): ConstraintSpec | null {
+  if (config.json_schema !== undefined && config.constraint !== undefined) {
+    throw new GenerationError('json_schema and constraint cannot both be set: json_schema is short for constraint: { json_schema }.');
+  }
+  const constraint = config.json_schema !== undefined ? { json_schema: config.json_schema } : (config.constraint ?? null);
+  if (constraint === null) return null;
+  try {
+    constraintKind(constraint);
+  } catch (error) {
+    if (error instanceof ConstraintError) throw new GenerationError(error.message);
+    throw error;
+  }
+  if (eosTokenIds.length === 0) throw new GenerationError('a constraint needs eos_token_id: an output ends with eos once it is complete.');
+  return constraint;
 }
 
 /** max_length / max_new_tokens and min_length / min_new_tokens as total lengths (prompt included). */

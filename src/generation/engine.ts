@@ -8,6 +8,7 @@
  * Every sequence chooses its tokens with its own chooser and random source, from logits that do not depend on its
  * neighbours, so its tokens are the same alone or in a full batch.
  */
+import type { ConstraintState } from '../constraints/index.js';
 import type { KVCache, KVRow, PrefixCache } from '../kv/index.js';
 import type { LogitsOutput } from '../model/index.js';
 import { TokenChooser, tokenScores, type TokenScores } from './choose.js';
@@ -22,6 +23,8 @@ export interface SequenceRequest {
   config: ResolvedGenerationConfig;
   /** Run before transformers' processors (the server's logit_bias and OpenAI penalties). */
   extraProcessors?: LogitsProcessor[];
+  /** This sequence's own state in its output constraint (structured outputs); masks before every processor. */
+  constraint?: ConstraintState;
   /** Log-probabilities with this many alternatives per token (null: none). */
   logprobs: number | null;
   /** Also score the prompt tokens (OpenAI's echo with logprobs). */
@@ -100,7 +103,7 @@ export class Engine {
       const finish = new FinishRule(config, new StopStringMatcher(config.stop, this.options.decode), 'text');
       return {
         request,
-        decoding: new DecodingSequence({ prompt: request.prompt, config, chooser, finish, topLogprobs: request.logprobs }),
+        decoding: new DecodingSequence({ prompt: request.prompt, config, chooser, finish, topLogprobs: request.logprobs, constraint: request.constraint }),
         output: new OutputQueue(),
         row: null,
         fed: 0,

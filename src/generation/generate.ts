@@ -1,4 +1,5 @@
 /** generate(): transformers' GenerationMixin.generate for a decoder-only model behind a DecoderSession. */
+import { compileConstraint, type Constraint, type TokenVocabulary } from '../constraints/index.js';
 import { checkTokenIds, type DecoderSession } from '../model/index.js';
 import { beamSearch } from './beam-search.js';
 import { DecodingBatch, type PromptBatch } from './batch.js';
@@ -34,6 +35,8 @@ export interface GenerateRequest {
   decode?: Decode;
   /** How a stop string cuts a row (default 'token'; 'text' for callers that return text, see stopping.ts). */
   stopCut?: StopCut;
+  /** The tokenizer's tokens as bytes (constraints/tokenizerVocabulary), needed for json_schema / constraint. */
+  vocabulary?: TokenVocabulary;
   /**
    * Receives the new tokens of the first returned sequence: step by step when greedy or sampling (tokens
    * a stop string may still cut are held back until decided), all at the end with beams.
@@ -69,15 +72,16 @@ export async function generateOutput(model: GenerateModel, request: GenerateRequ
     const config = resolveGenerationConfig(request.config, { promptLength, maxPositions: model.maxPositions });
     checkSpecialTokens(config, model.vocabSize);
     const finish = new FinishRule(config, new StopStringMatcher(config.stop, request.decode), request.stopCut);
+    const constraint = outputConstraint(config, request.vocabulary);
     const session = model.createSession(prompts.inputIds.length, config.maxLength);
     let newTokens: number[][];
     let scores: TokenScores[][] | undefined;
     try {
       if (config.numBeams > 1) {
-        newTokens = await beamSearch(session, prompts, config, finish);
+        newTokens = await beamSearch(session, prompts, config, finish, constraint);
         if (newTokens[0].length > 0) streamer?.put(newTokens[0]);
       } else {
-        ({ newTokens, scores } = await sampleOrGreedy(session, prompts, config, finish, streamer));
+        ({ newTokens, scores } = await sampleOrGreedy(session, prompts, config, finish, streamer, constraint));
       }
     } finally {
       session.dispose();
@@ -103,6 +107,7 @@ async function sampleOrGreedy(
   config: ResolvedGenerationConfig,
   finish: FinishRule,
   streamer: TokenStreamer | undefined,
+  constraint: Constraint | null,
 ): Promise<{ newTokens: number[][]; scores?: TokenScores[][] }> {
   const batch = await DecodingBatch.start(session, prompts, config.numReturnSequences);
   // One random source for the whole batch, as transformers draws every row's token from one generator.
@@ -116,6 +121,7 @@ async function sampleOrGreedy(
         chooser,
         finish,
         topLogprobs: config.outputScores ? config.topLogprobs : null,
+        constraint: constraint?.start(config.eosTokenIds),
       }),
   );
   for (;;) {
@@ -131,6 +137,16 @@ async function sampleOrGreedy(
   }
   const newTokens = sequences.map((sequence) => sequence.newTokens);
   return config.outputScores ? { newTokens, scores: sequences.map((sequence) => sequence.newScores) } : { newTokens };
+}
+
+function outputConstraint(config: ResolvedGenerationConfig, vocabulary: TokenVocabulary | undefined): Constraint | null {
+  if (config.constraint === null) return null;
+  if (!vocabulary) {
+    throw new GenerationError(
+      "json_schema and constraint need the tokenizer's vocabulary (generate's `vocabulary`: tokenizerVocabulary(tokenizer, vocabSize)); the pipeline and server pass it.",
+    );
+  }
+  return compileConstraint(config.constraint, vocabulary);
 }
 
 function assembleSequences(

@@ -3,6 +3,7 @@
  * server's continuous batching): choose a token, append it, decide whether the sequence ends (eos, a stop
  * string, the length limit) and which of its tokens are final, so they can be streamed.
  */
+import type { ConstraintState } from '../constraints/index.js';
 import { TokenChooser, tokenScores, type TokenScores } from './choose.js';
 import type { ResolvedGenerationConfig } from './config.js';
 import type { StopStringMatcher } from './stopping.js';
@@ -58,6 +59,8 @@ export interface DecodingSequenceOptions {
   finish: FinishRule;
   /** Log-probabilities with this many alternatives per token, or null for none. */
   topLogprobs: number | null;
+  /** This sequence's own place in its output constraint (structured outputs), if any. */
+  constraint?: ConstraintState;
 }
 
 /** One sequence being decoded. */
@@ -95,7 +98,10 @@ export class DecodingSequence {
   step(logits: Float32Array, logsumexp: number): StepOutput {
     const { config, chooser, finish, topLogprobs } = this.options;
     const counted = (this.options.countedPromptLength ?? this.promptLength) + this.history.length - this.promptLength;
-    const token = chooser.choose(logits, { tokens: this.history, currentLength: counted });
+    const constraint = this.options.constraint;
+    const constrain = constraint && ((scores: Float64Array) => constraint.mask(scores, config.maxLength - counted));
+    const token = chooser.choose(logits, { tokens: this.history, currentLength: counted }, constrain);
+    constraint?.advance(token);
     this.history.push(token);
     if (topLogprobs !== null) this.scores.push(tokenScores(logits, logsumexp, token, topLogprobs));
     const generated = this.history.slice(this.promptLength);

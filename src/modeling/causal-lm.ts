@@ -1,4 +1,5 @@
 import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel, type WeightFormat } from '../convert/index.js';
+import type { TokenVocabulary } from '../constraints/index.js';
 import { type Decode, generateOutput, type GenerateOutput, type GenerationConfig, type StopCut, type TokenStreamer } from '../generation/index.js';
 import { KVCache, KVSession } from '../kv/index.js';
 import {
@@ -33,6 +34,8 @@ export interface GenerateArguments extends GenerationConfig {
   decode?: Decode;
   /** How a stop string cuts a sequence: 'token' (default) or 'text' (kept through it, for callers that cut its text). */
   stopCut?: StopCut;
+  /** The tokenizer's tokens as bytes, needed for json_schema / constraint (the pipeline passes it). */
+  vocabulary?: TokenVocabulary;
 }
 
 export class GPTNeoForCausalLM {
@@ -96,13 +99,13 @@ export class GPTNeoForCausalLM {
    */
   async generate(args: GenerateArguments & { return_dict_in_generate: true }): Promise<GenerateOutput>;
   async generate(args: GenerateArguments): Promise<number[][]>;
-  async generate({ input_ids, attention_mask, streamer, decode, stopCut, ...options }: GenerateArguments): Promise<number[][] | GenerateOutput> {
+  async generate({ input_ids, attention_mask, streamer, decode, stopCut, vocabulary, ...options }: GenerateArguments): Promise<number[][] | GenerateOutput> {
     const config: GenerationConfig = {
       eos_token_id: this.config.eos_token_id,
       pad_token_id: this.config.pad_token_id,
       ...options,
     };
-    const output = await generateOutput(this, { input_ids, attention_mask, config, streamer, decode, stopCut });
+    const output = await generateOutput(this, { input_ids, attention_mask, config, streamer, decode, stopCut, vocabulary });
     return options.return_dict_in_generate ? output : output.sequences;
   }
 

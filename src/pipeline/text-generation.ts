@@ -1,3 +1,4 @@
+import { tokenizerVocabulary } from '../constraints/index.js';
 import { cutAtStop, type GenerationConfig, TextIteratorStreamer, type TokenStreamer } from '../generation/index.js';
 import type { GPTNeoForCausalLM } from '../modeling/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
@@ -28,6 +29,10 @@ export interface TextGenerationPipeline {
   dispose(): Promise<void>;
 }
 
+function usesConstraint(options: GenerationConfig): boolean {
+  return options.json_schema !== undefined || options.constraint !== undefined;
+}
+
 export function textGenerationPipeline(model: GPTNeoForCausalLM, tokenizer: GPT2Tokenizer): TextGenerationPipeline {
   // transformers applies config.task_specific_params['text-generation'] as the pipeline's defaults.
   const taskDefaults = (model.config.task_specific_params['text-generation'] ?? {}) as GenerationConfig;
@@ -49,6 +54,7 @@ export function textGenerationPipeline(model: GPTNeoForCausalLM, tokenizer: GPT2
       decode: (ids) => tokenizer.decode(ids),
       // Text is returned, so a stop string cuts it exactly, not at a token boundary.
       stopCut: 'text',
+      vocabulary: usesConstraint(options) ? tokenizerVocabulary(tokenizer, model.config.vocab_size) : undefined,
     });
     const stops = generationOptions.stop ?? [];
     const perPrompt = sequences.length / prompts.length;

@@ -12,8 +12,10 @@ import {
   type SequenceRequest,
   type TokenScores,
 } from '../generation/index.js';
+import { compileConstraint, ConstraintError, type Constraint, type ConstraintSpec, type TokenVocabulary } from '../constraints/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
 import { invalidRequest } from './errors.js';
+import { requestConstraint } from './structured-output.js';
 import { generationOptions, openAIProcessors } from './sampling.js';
 import type { SamplingBody } from './schemas.js';
 
@@ -48,11 +50,15 @@ export interface ChoiceLimits {
   /** The request's own name of its max-tokens field, for messages. */
   maxTokensField: string;
   maxTokens: number | null | undefined;
+  /** The tokenizer's vocabulary, for structured outputs (built on first use). */
+  vocabulary: () => TokenVocabulary;
 }
 
 /** Checks every choice of a request and returns the engine's requests (choice index = prompt * n + i); throws 400s. */
 export function planChoices(body: SamplingBody, prompts: readonly number[][], limits: ChoiceLimits): SequenceRequest[] {
   const n = body.n ?? 1;
+  const structured = requestConstraint(body);
+  const constraint = structured && compiled(structured.spec, structured.param, limits.vocabulary);
   return prompts.flatMap((prompt) => {
     const maxTokens = limits.maxTokens ?? limits.defaultMaxTokens ?? limits.maxPositions - prompt.length;
     const requested = prompt.length + maxTokens;
@@ -67,14 +73,27 @@ export function planChoices(body: SamplingBody, prompts: readonly number[][], li
     if (maxTokens < 1) {
       throw invalidRequest(`the prompt fills the model's context of ${limits.maxPositions} tokens; no room to generate`, 'prompt', 'context_length_exceeded');
     }
-    return Array.from({ length: n }, (_, i) => ({
-      prompt,
-      config: resolveConfig(body, maxTokens, i, limits.eosTokenId, prompt.length, limits.maxPositions),
-      extraProcessors: openAIProcessors(body, prompt.length, limits.vocabSize),
-      logprobs: limits.logprobs,
-      promptScores: limits.promptScores,
-    }));
+    return Array.from({ length: n }, (_, i) => {
+      const config = resolveConfig(body, maxTokens, i, limits.eosTokenId, prompt.length, limits.maxPositions, structured?.spec);
+      return {
+        prompt,
+        config,
+        extraProcessors: openAIProcessors(body, prompt.length, limits.vocabSize),
+        logprobs: limits.logprobs,
+        promptScores: limits.promptScores,
+        constraint: constraint?.start(config.eosTokenIds),
+      };
+    });
   });
+}
+
+function compiled(spec: ConstraintSpec, param: string, vocabulary: () => TokenVocabulary): Constraint {
+  try {
+    return compileConstraint(spec, vocabulary());
+  } catch (error) {
+    if (error instanceof ConstraintError) throw invalidRequest(error.message, param);
+    throw error;
+  }
 }
 
 /**
@@ -118,9 +137,9 @@ export async function* choiceText(
   }
 }
 
-function resolveConfig(body: SamplingBody, maxTokens: number, choice: number, eos: number | null, promptLength: number, maxPositions: number) {
+function resolveConfig(body: SamplingBody, maxTokens: number, choice: number, eos: number | null, promptLength: number, maxPositions: number, constraint?: ConstraintSpec) {
   try {
-    return resolveGenerationConfig(generationOptions(body, maxTokens, choice, eos), { promptLength, maxPositions });
+    return resolveGenerationConfig({ ...generationOptions(body, maxTokens, choice, eos), constraint }, { promptLength, maxPositions });
   } catch (error) {
     if (error instanceof GenerationError) throw invalidRequest(error.message);
     throw error;

@@ -26,6 +26,23 @@ const samplingProperties = {
   stream: nullable({ type: 'boolean' }),
   stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
   user: { type: 'string' },
+  response_format: nullable({
+    type: 'object',
+    required: ['type'],
+    properties: {
+      type: { enum: ['text', 'json_object', 'json_schema'] },
+      json_schema: {
+        type: 'object',
+        required: ['name'],
+        properties: { name: { type: 'string' }, description: { type: 'string' }, schema: { type: 'object' }, strict: { type: ['boolean', 'null'] } },
+      },
+    },
+  }),
+  // vLLM's guided decoding fields; its guided_decoding_backend is accepted and ignored (there is one engine here).
+  guided_json: { anyOf: [{ type: 'object' }, { type: 'string' }, { type: 'null' }] },
+  guided_regex: nullable({ type: 'string' }),
+  guided_choice: nullable({ type: 'array', items: { type: 'string' }, minItems: 1 }),
+  guided_decoding_backend: nullable({ type: 'string' }),
 } as const;
 
 const tokenIds = { type: 'array', items: { type: 'integer' }, minItems: 1 } as const;
@@ -114,6 +131,7 @@ export const FIELD_EXPECTATIONS: Record<string, string> = {
   prompt: TEXTS_OR_TOKEN_IDS,
   input: TEXTS_OR_TOKEN_IDS,
   stop: 'a string or an array of at most 4 strings',
+  guided_json: 'a JSON schema as an object or a string',
   content: 'a string or an array of text parts',
 };
 
@@ -131,6 +149,17 @@ export interface SamplingBody {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
   user?: string;
+  response_format?: ResponseFormatField | null;
+  guided_json?: Record<string, unknown> | string | null;
+  guided_regex?: string | null;
+  guided_choice?: string[] | null;
+  guided_decoding_backend?: string | null;
+}
+
+/** OpenAI's response_format: free text, any JSON object, or JSON matching a schema. */
+export interface ResponseFormatField {
+  type: 'text' | 'json_object' | 'json_schema';
+  json_schema?: { name: string; description?: string; schema?: Record<string, unknown>; strict?: boolean | null };
 }
 
 export interface CompletionBody extends SamplingBody {

@@ -11,6 +11,7 @@ import { PrefixCache } from '../kv/index.js';
 import { checkTokenIds, type GPTNeoConfig } from '../model/index.js';
 import { GPTNeoForCausalLM, GPTNeoModel } from '../modeling/index.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
+import { tokenizerVocabulary } from '../constraints/index.js';
 import { Engine, QueueFullError, type SequenceRequest, type SequenceStream } from '../generation/index.js';
 import { ChatTemplate } from './chat-template.js';
 import { type ChoiceLimits, choiceText, planChoices } from './choices.js';
@@ -256,7 +257,13 @@ async function respond(
   const sequences = planChoices(
     body,
     prompts.map((prompt) => prompt.tokens),
-    { maxPositions: context.maxPositions, eosTokenId: context.eos, vocabSize: tokenizer.vocab_size, ...limits },
+    {
+      maxPositions: context.maxPositions,
+      eosTokenId: context.eos,
+      vocabSize: tokenizer.vocab_size,
+      vocabulary: () => tokenizerVocabulary(tokenizer, tokenizer.vocab_size),
+      ...limits,
+    },
   );
   const streams = submit(engine, sequences);
   const promptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);

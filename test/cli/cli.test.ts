@@ -68,6 +68,17 @@ describe('gpt-neo generate', () => {
     }
   });
 
+  it('constrains the output with --json-schema, --regex or --choice', async () => {
+    const model = ['--model', fixture('tiny-gpt2vocab'), '--no-full-text', '--max-new-tokens', '40', '--do-sample', '--seed', '2'];
+    const schema = { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'], additionalProperties: false };
+    const json = await gptNeo('generate', ...model, '--json-schema', JSON.stringify(schema), 'JSON:');
+    expect(Object.keys(JSON.parse(json.stdout))).toEqual(['n']);
+    expect((await gptNeo('generate', ...model, '--choice', 'yes', '--choice', 'no', 'Answer:')).stdout).toMatch(/^(yes|no)\n$/);
+    const refused = await gptNeo('generate', ...model, '--regex', '(a)\\1', 'x');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/backreferences/);
+  });
+
   it('reads the prompt from standard input', async () => {
     const child = execFile('node', [BIN, 'generate', '--model', fixture('tiny-trained'), '--greedy', '--max-new-tokens', '30']);
     child.stdin!.end(greedy.prompt);
