@@ -18,7 +18,7 @@ export interface ParameterSource {
 }
 
 /** Bumped whenever the graph or weight layout changes, so stale conversions are never reused. */
-export const GRAPH_FORMAT_VERSION = 9;
+export const GRAPH_FORMAT_VERSION = 10;
 
 /** Graph inputs and outputs, named once here and used by the runtime. */
 export const IO = {
@@ -61,6 +61,7 @@ export type GraphVariant =
   | 'causal-lm'
   | 'causal-lm-hidden-states'
   | 'base'
+  | 'base-hidden-states'
   | 'sequence-classification'
   | 'token-classification'
   | 'question-answering';
@@ -198,8 +199,11 @@ export function buildGPTNeoGraph(
 
   // ---- head: final LayerNorm, then lm_head (tied to wte unless the config unties it) or a task head
   const normalized = layerNorm(h, 'transformer.ln_f');
-  // Generation never reads hidden states, so only its graph leaves them out.
-  if (variant !== 'causal-lm') {
+  // Every hidden state a graph outputs is kept whole for the caller (in fresh memory, not the runtime's reused
+  // buffers), which made a full pass of the bare model half again as slow: the variants that need only the last one
+  // output only it, and their *-hidden-states twins serve output_hidden_states.
+  if (variant === 'base') g.output(normalized, IO.hiddenStates(config.num_layers), 'float32', ['tokens', C]);
+  else if (variant !== 'causal-lm') {
     [...blockInputs, normalized].forEach((state, i) => g.output(state, IO.hiddenStates(i), 'float32', ['tokens', C]));
   }
   const last = g.node('Gather', [normalized, logitRows], { axis: 0 });

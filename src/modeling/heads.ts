@@ -92,14 +92,40 @@ abstract class GPTNeoPreTrainedModel {
 
 /** The bare transformer: hidden states, no head (transformers' GPTNeoModel). */
 export class GPTNeoModel extends GPTNeoPreTrainedModel {
+  private withHiddenStates?: Promise<ConvertedModel>;
+
+  private constructor(
+    model: ConvertedModel,
+    /** The graph variant with every hidden state as an output, converted and opened on the first forward that asks. */
+    private readonly openWithHiddenStates: () => Promise<ConvertedModel>,
+  ) {
+    super(model);
+  }
+
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoModel> {
-    return new GPTNeoModel(await this.open(folder, options, 'GPTNeoModel', 'base'));
+    const model = await this.open(folder, options, 'GPTNeoModel', 'base');
+    return new GPTNeoModel(model, () => this.open(folder, options, 'GPTNeoModel', 'base-hidden-states'));
   }
 
   async forward(input: HiddenStatesInput): Promise<BaseModelOutput> {
     const last = IO.hiddenStates(this.config.num_layers);
-    const { pass, hidden } = await this.run(input, input.output_hidden_states ? [] : [last]);
-    return { last_hidden_state: pass.perToken(last), ...hidden };
+    if (!input.output_hidden_states) {
+      const pass = await fullPass(this.model, input, [last]);
+      return { last_hidden_state: pass.perToken(last) };
+    }
+    // A failed conversion is not kept: the next call tries again.
+    this.withHiddenStates ??= this.openWithHiddenStates().catch((error: unknown) => {
+      this.withHiddenStates = undefined;
+      throw error;
+    });
+    const pass = await fullPass(await this.withHiddenStates, input, hiddenStateOutputs(this.config));
+    return { last_hidden_state: pass.perToken(last), hidden_states: hiddenStateOutputs(this.config).map(pass.perToken) };
+  }
+
+  override async dispose(): Promise<void> {
+    await super.dispose();
+    const withHiddenStates = await this.withHiddenStates?.catch(() => undefined);
+    if (withHiddenStates) await closeConvertedModel(withHiddenStates);
   }
 }
 
