@@ -102,6 +102,11 @@ export class KVCache {
     return this.occupied;
   }
 
+  /** Slots a local attention layer keeps: its window. */
+  get localWindow(): number {
+    return this.config.window_size;
+  }
+
   get freeRows(): number {
     return this.allocated.rows - this.occupied.length;
   }
@@ -197,7 +202,7 @@ export class KVCache {
       return block;
     });
     const local = this.config.attention_layers.includes('local');
-    return { slots, localFrom: local ? Math.max(from, row.length - this.config.window_size) : from };
+    return { slots, localFrom: local ? Math.max(from, row.length - this.localWindow) : from };
   }
 
   /**
@@ -327,30 +332,17 @@ export class KVCache {
   }
 
   /**
-   * Copies fed row b's T new keys and values into its row, the first at slot row.length. New tokens fill
-   * consecutive cache indices, in one run (global layers) or two where a local layer's ring wraps around; a local
-   * layer only needs the last `window` of them.
+   * Copies fed row b's T new keys and values into its row, the first at slot row.length: the graph's outputs for
+   * that row ([heads, head_dim, T] keys, [heads, T, head_dim] values) are a block of T slots.
    */
   private store(outputs: Record<string, OrtTensor>, row: KVRow, b: number, T: number): void {
-    const H = this.heads;
-    const D = this.headDim;
+    const size = this.heads * this.headDim * T;
     this.layers.forEach((cache, layer) => {
-      const kind = this.kindOf(layer);
-      const capacity = this.capacity[kind];
-      const window = kind === 'local' ? this.config.window_size : null;
-      const keysT = outputs[IO.newKeys(layer)]!.data as Float32Array;
-      const values = outputs[IO.newValues(layer)]!.data as Float32Array;
-      for (let t = window === null ? 0 : Math.max(0, T - window); t < T; ) {
-        const index = window === null ? row.length + t : (row.length + t) % window;
-        const length = Math.min(T - t, capacity - index);
-        for (let h = 0; h < H; h++) {
-          const fed = b * H + h;
-          const cached = row.index * H + h;
-          copy(values, (fed * T + t) * D, cache.values, (cached * capacity + index) * D, length * D);
-          for (let d = 0; d < D; d++) copy(keysT, (fed * D + d) * T + t, cache.keysT, (cached * D + d) * capacity + index, length);
-        }
-        t += length;
-      }
+      const fresh = {
+        keysT: (outputs[IO.newKeys(layer)]!.data as Float32Array).subarray(b * size, (b + 1) * size),
+        values: (outputs[IO.newValues(layer)]!.data as Float32Array).subarray(b * size, (b + 1) * size),
+      };
+      for (const run of this.slotRuns(layer, row.length, T, row.length + T)) this.copyRun(cache, fresh, row, layer, run, T, 'write');
     });
     row.length += T;
   }

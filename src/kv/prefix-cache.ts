@@ -58,8 +58,6 @@ export class PrefixCache {
     private readonly cache: KVCache,
     /** Most bytes of keys and values kept. */
     readonly maxBytes: number,
-    /** The local attention layers' window (slots). */
-    private readonly window: number,
   ) {}
 
   /**
@@ -97,7 +95,7 @@ export class PrefixCache {
   /** Whether the blocks hold every layer's slots of the last local window before their end. */
   private windowComplete(nodes: readonly BlockNode[]): boolean {
     const end = nodes.length * BLOCK_TOKENS;
-    const needed = Math.max(0, end - this.window);
+    const needed = Math.max(0, end - this.cache.localWindow);
     return nodes.every((node, i) => node.localFrom <= Math.max(i * BLOCK_TOKENS, needed));
   }
 

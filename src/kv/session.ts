@@ -17,7 +17,7 @@ export class KVSession implements DecoderSession {
     embeddings: TokenEmbeddings,
     batchSize: number,
     /** Tokens per row the session will hold: the cache is sized for it once (a longer input grows it). */
-    maxLength = 64,
+    maxLength = 1,
   ) {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batch size must be >= 1, got ${batchSize}`);
     const length = Math.max(1, Math.min(maxLength, config.max_position_embeddings));

@@ -93,7 +93,7 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
   const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype: options.dtype, threads: options.threads });
   const cache = model.createKVCache(settings.maxBatch);
   const prefixCacheSize = settings.prefixCacheSize ?? 2 * model.maxPositions * kvBytesPerToken(model.config);
-  const prefixCache = prefixCacheSize > 0 ? new PrefixCache(cache, prefixCacheSize, model.config.window_size) : undefined;
+  const prefixCache = prefixCacheSize > 0 ? new PrefixCache(cache, prefixCacheSize) : undefined;
   const engine = new Engine(cache, {
     maxQueue: settings.maxQueue,
     prefillChunk: settings.prefillChunk,

@@ -39,7 +39,7 @@ describe.each(['fp32', 'q8'] as const)('PrefixCache (%s)', (dtype) => {
 
   const engineWith = (prefillChunk: number, maxBytes = 2 ** 30) => {
     const cache = model.createKVCache(2);
-    const prefixCache = new PrefixCache(cache, maxBytes, model.config.window_size);
+    const prefixCache = new PrefixCache(cache, maxBytes);
     return { prefixCache, engine: new Engine(cache, { maxQueue: 8, prefillChunk, decode: () => '', prefixCache }) };
   };
 
