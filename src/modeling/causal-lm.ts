@@ -15,7 +15,7 @@ import {
   type TokenEmbeddings,
 } from '../model/index.js';
 import type { InferenceRunner } from '../runtime/tensor.js';
-import { fullPass, hiddenStateOutputs } from './full-pass.js';
+import { fullPass, hiddenStateOutputs, LazyVariant } from './full-pass.js';
 
 export interface CausalLMOutput {
   logits: LogitsOutput;
@@ -44,15 +44,13 @@ export class GPTNeoForCausalLM {
     readonly dtype: WeightFormat,
     private readonly model: ConvertedModel,
     /** The graph variant with hidden states as outputs, converted and opened on the first forward that asks for them. */
-    private readonly openWithHiddenStates: () => Promise<ConvertedModel>,
+    private readonly withHiddenStates: LazyVariant,
   ) {}
-
-  private withHiddenStates?: Promise<ConvertedModel>;
 
   /** A model over a runtime loaded elsewhere: the browser build converts and loads models its own way (src/browser). */
   static fromRuntime(config: GPTNeoConfig, dtype: WeightFormat, runtime: InferenceRunner, embeddings: TokenEmbeddings): GPTNeoForCausalLM {
     const noHiddenStates = () => Promise.reject(new InputError('output_hidden_states needs a model loaded with from_pretrained'));
-    return new GPTNeoForCausalLM(config, dtype, { config, dtype, runtime, embeddings }, noHiddenStates);
+    return new GPTNeoForCausalLM(config, dtype, { config, dtype, runtime, embeddings }, new LazyVariant(noHiddenStates));
   }
 
   /** Loads a model folder (config.json + weights); the first load of a folder converts it for ONNX Runtime. */
@@ -60,7 +58,7 @@ export class GPTNeoForCausalLM {
     const config = await loadConfig(folder);
     const model = await openConvertedModel(folder, config, options);
     const openWithHiddenStates = () => openConvertedModel(folder, config, options, 'causal-lm-hidden-states');
-    return new GPTNeoForCausalLM(config, model.dtype, model, openWithHiddenStates);
+    return new GPTNeoForCausalLM(config, model.dtype, model, new LazyVariant(openWithHiddenStates));
   }
 
   /** A batch and its KV cache; `maxLength` (tokens per row it will hold) sizes the cache once. */
@@ -72,12 +70,7 @@ export class GPTNeoForCausalLM {
   async forward(input: ForwardInput & { labels?: number[][]; output_hidden_states?: boolean }): Promise<CausalLMOutput> {
     if (input.output_hidden_states) {
       const hiddenStates = hiddenStateOutputs(this.config);
-      // A failed conversion is not kept: the next call tries again.
-      this.withHiddenStates ??= this.openWithHiddenStates().catch((error: unknown) => {
-        this.withHiddenStates = undefined;
-        throw error;
-      });
-      const model = await this.withHiddenStates;
+      const model = await this.withHiddenStates.get();
       const pass = await fullPass(model, input, [IO.logits, IO.logSumExp, ...hiddenStates]);
       const logits = { ...pass.perToken(IO.logits), logsumexp: pass.outputs[IO.logSumExp]!.data as Float64Array };
       const hidden_states = hiddenStates.map(pass.perToken);
@@ -124,8 +117,7 @@ export class GPTNeoForCausalLM {
 
   async dispose(): Promise<void> {
     await closeConvertedModel(this.model);
-    const withHiddenStates = await this.withHiddenStates?.catch(() => undefined);
-    if (withHiddenStates) await closeConvertedModel(withHiddenStates);
+    await this.withHiddenStates.close();
   }
 }
 

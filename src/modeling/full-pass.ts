@@ -1,6 +1,6 @@
 // One pass over whole sequences with nothing cached, for the graph variants that return hidden states or a task
 // head's scores. Generation and scoring go through a KVSession, which keeps a KV cache between calls.
-import type { ConvertedModel } from '../convert/index.js';
+import { closeConvertedModel, type ConvertedModel } from '../convert/index.js';
 import { attentionBias, attentionWindow } from '../kv/index.js';
 import { type AttentionType, checkForwardInput, type Float32Tensor, type ForwardInput, type GPTNeoConfig, IO } from '../model/index.js';
 import { OrtTensor } from '../runtime/tensor.js';
@@ -63,4 +63,26 @@ export async function fullPass(
 function fullAttentionBias(config: GPTNeoConfig, kind: AttentionType, mask: number[][], T: number): Float32Array {
   const rows = mask.map((row) => ({ past: 0, visible: (slot: number) => row[slot] === 1 }));
   return attentionBias(rows, T, 0, attentionWindow(kind, config.window_size));
+}
+
+/**
+ * A graph variant opened on first use (the one with every hidden state as an output, which the class's own graph
+ * leaves out): a failed conversion is not kept, so the next call tries again; close() closes it if it opened.
+ */
+export class LazyVariant {
+  private opened?: Promise<ConvertedModel>;
+
+  constructor(private readonly open: () => Promise<ConvertedModel>) {}
+
+  get(): Promise<ConvertedModel> {
+    return (this.opened ??= this.open().catch((error: unknown) => {
+      this.opened = undefined;
+      throw error;
+    }));
+  }
+
+  async close(): Promise<void> {
+    const model = await this.opened?.catch(() => undefined);
+    if (model) await closeConvertedModel(model);
+  }
 }

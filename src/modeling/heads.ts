@@ -2,7 +2,7 @@
 // gpt-neo.ts (the same transformer, a different last layer), run over whole sequences by fullPass.
 import { type GPTNeoConfig, loadConfig } from '../model/config.js';
 import { InputError } from '../model/errors.js';
-import { fullPass, hiddenStateOutputs } from './full-pass.js';
+import { fullPass, hiddenStateOutputs, LazyVariant } from './full-pass.js';
 import { type GraphVariant, IO } from '../model/gpt-neo.js';
 import { closeConvertedModel, type ConvertedModel, type FromPretrainedOptions, openConvertedModel } from '../convert/load.js';
 import { WeightMismatchError, type WeightFormat } from '../convert/parameters.js';
@@ -92,19 +92,17 @@ abstract class GPTNeoPreTrainedModel {
 
 /** The bare transformer: hidden states, no head (transformers' GPTNeoModel). */
 export class GPTNeoModel extends GPTNeoPreTrainedModel {
-  private withHiddenStates?: Promise<ConvertedModel>;
-
   private constructor(
     model: ConvertedModel,
     /** The graph variant with every hidden state as an output, converted and opened on the first forward that asks. */
-    private readonly openWithHiddenStates: () => Promise<ConvertedModel>,
+    private readonly withHiddenStates: LazyVariant,
   ) {
     super(model);
   }
 
   static async from_pretrained(folder: string, options: FromPretrainedOptions = {}): Promise<GPTNeoModel> {
     const model = await this.open(folder, options, 'GPTNeoModel', 'base');
-    return new GPTNeoModel(model, () => this.open(folder, options, 'GPTNeoModel', 'base-hidden-states'));
+    return new GPTNeoModel(model, new LazyVariant(() => this.open(folder, options, 'GPTNeoModel', 'base-hidden-states')));
   }
 
   async forward(input: HiddenStatesInput): Promise<BaseModelOutput> {
@@ -113,19 +111,13 @@ export class GPTNeoModel extends GPTNeoPreTrainedModel {
       const pass = await fullPass(this.model, input, [last]);
       return { last_hidden_state: pass.perToken(last) };
     }
-    // A failed conversion is not kept: the next call tries again.
-    this.withHiddenStates ??= this.openWithHiddenStates().catch((error: unknown) => {
-      this.withHiddenStates = undefined;
-      throw error;
-    });
-    const pass = await fullPass(await this.withHiddenStates, input, hiddenStateOutputs(this.config));
+    const pass = await fullPass(await this.withHiddenStates.get(), input, hiddenStateOutputs(this.config));
     return { last_hidden_state: pass.perToken(last), hidden_states: hiddenStateOutputs(this.config).map(pass.perToken) };
   }
 
   override async dispose(): Promise<void> {
     await super.dispose();
-    const withHiddenStates = await this.withHiddenStates?.catch(() => undefined);
-    if (withHiddenStates) await closeConvertedModel(withHiddenStates);
+    await this.withHiddenStates.close();
   }
 }
 
