@@ -151,7 +151,7 @@ export class Engine {
   /** Frees the rows of finished and cancelled sequences, and forgets cancelled ones still waiting. */
   private retire(): void {
     for (const sequence of [...this.active]) {
-      if (!sequence.decoding.finished && !sequence.cancelled && !sequence.output.closed) continue;
+      if (!sequence.decoding.finished && !sequence.cancelled) continue;
       this.cache.release(sequence.row!);
       this.active.splice(this.active.indexOf(sequence), 1);
     }
@@ -218,8 +218,8 @@ class OutputQueue<T> {
   private waiter: (() => void) | null = null;
   private ended = false;
   private error: Error | null = null;
-  /** The consumer stopped (cancelled or left its loop): the producer may drop the sequence. */
-  closed = false;
+  /** The consumer stopped (cancelled or left its loop). */
+  private closed = false;
 
   push(item: T): void {
     this.items.push(item);
