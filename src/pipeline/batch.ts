@@ -26,7 +26,7 @@ export function padRows(rows: number[][], padId: number, side: 'left' | 'right')
  * Attention scores per head that one pass of a batch may hold: those of one text of 2048 tokens (GPT-Neo's
  * context). The whole batch runs in one pass, so eight long texts would otherwise need eight times the memory.
  */
-const MAX_SCORES_PER_HEAD = 2048 * 2048;
+export const MAX_SCORES_PER_HEAD = 2048 * 2048;
 
 /**
  * Runs `run` over consecutive batches of token rows, at most `size` rows each and fewer where their longest row

@@ -39,20 +39,28 @@ export function featureExtractionPipeline(model: GPTNeoModel, tokenizer: GPT2Tok
       const [, T, C] = last_hidden_state.dims as [number, number, number];
       return rows.map((ids, b) => ids.map((_, t) => last_hidden_state.data.subarray((b * T + t) * C, (b * T + t + 1) * C)));
     });
-    const finish = (vector: ArrayLike<number>) => (normalize ? l2Normalized(Array.from(vector)) : Array.from(vector));
-    if (pooling === 'none') return perText.map((tokens) => tokens.map(finish));
-    return perText.map((tokens) => finish(pool(tokens, pooling)));
+    if (pooling === 'none') return perText.map((tokens) => tokens.map((vector) => finished(vector, normalize)));
+    return perText.map((tokens) => pooledVector(tokens, pooling, normalize));
   }
 
   return Object.assign(extract as FeatureExtractionPipeline, { model, tokenizer, dispose: () => model.dispose() });
 }
 
+/** One vector for a text's token vectors (all real tokens), scaled to unit L2 norm when `normalize`. */
+export function pooledVector(tokens: ArrayLike<number>[], pooling: Exclude<Pooling, 'none'>, normalize: boolean): number[] {
+  return finished(pool(tokens, pooling), normalize);
+}
+
+function finished(vector: ArrayLike<number>, normalize: boolean): number[] {
+  return normalize ? l2Normalized(Array.from(vector)) : Array.from(vector);
+}
+
 /** One vector for a text's token vectors (all real tokens: padding was never kept). */
-function pool(tokens: Float32Array[], pooling: Exclude<Pooling, 'none'>): ArrayLike<number> {
+function pool(tokens: ArrayLike<number>[], pooling: Exclude<Pooling, 'none'>): ArrayLike<number> {
   if (pooling === 'cls' || pooling === 'first_token') return tokens[0]!;
   if (pooling === 'last_token') return tokens.at(-1)!;
   const sum = new Float64Array(tokens[0]!.length);
-  for (const token of tokens) token.forEach((value, i) => (sum[i]! += value));
+  for (const token of tokens) for (let i = 0; i < sum.length; i++) sum[i]! += token[i]!;
   return sum.map((value) => value / tokens.length);
 }
 

@@ -2,8 +2,10 @@ export {
   type FeatureExtractionOptions,
   type FeatureExtractionPipeline,
   featureExtractionPipeline,
+  pooledVector,
   type Pooling,
 } from './feature-extraction.js';
+export { MAX_SCORES_PER_HEAD, padRows } from './batch.js';
 export { pipeline, type PipelineOptions, type PipelineTask } from './pipeline.js';
 export {
   type ScoreFunction,

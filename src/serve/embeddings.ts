@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { GPTNeoModel } from '../modeling/index.js';
+import { MAX_SCORES_PER_HEAD, padRows, pooledVector } from '../pipeline/index.js';
 import { checkTokenIds } from '../model/index.js';
 import type { GPT2Tokenizer } from '../tokenizer/index.js';
 import { invalidParameter, invalidRequest, OpenAIError } from './errors.js';
@@ -24,12 +25,6 @@ export interface EmbeddingBatcherOptions {
   /** Real tokens one batch takes from the queue (default 8192); a forward pass holds at most this or PASS_TOKENS padded tokens. */
   tokenBudget?: number;
 }
-
-/**
- * Attention scores per head one pass may hold: those of one input of 2048 tokens, GPT-Neo's context, so that
- * many long inputs are not scored at once.
- */
-const MAX_SCORES_PER_HEAD = 2048 * 2048;
 
 /**
  * Padded tokens one forward pass holds at most. Larger passes were slower per token (1.3B q8, 2 threads: 257 tok/s
@@ -134,15 +129,13 @@ export class EmbeddingBatcher {
   }
 
   private async run(model: GPTNeoModel, rows: number[][]): Promise<Float32Array[]> {
-    const width = Math.max(...rows.map((row) => row.length));
-    const { last_hidden_state } = await model.forward({
-      input_ids: rows.map((row) => [...row, ...new Array<number>(width - row.length).fill(this.options.padTokenId)]),
-      attention_mask: rows.map((row) => Array.from({ length: width }, (_, t) => (t < row.length ? 1 : 0))),
-    });
-    const C = last_hidden_state.dims[2]!;
+    // Right padding, as pipeline('feature-extraction'): every input keeps positions 0..n-1 and never sees it.
+    const { last_hidden_state } = await model.forward(padRows(rows, this.options.padTokenId, 'right'));
+    const [, width, C] = last_hidden_state.dims as [number, number, number];
+    const pooling = this.options.pooling === 'last' ? 'last_token' : 'mean';
     return rows.map((row, b) => {
-      const first = this.options.pooling === 'last' ? row.length - 1 : 0;
-      return pooled(last_hidden_state.data.subarray((b * width + first) * C, (b * width + row.length) * C), C);
+      const tokens = row.map((_, t) => last_hidden_state.data.subarray((b * width + t) * C, (b * width + t + 1) * C));
+      return Float32Array.from(pooledVector(tokens, pooling, true));
     });
   }
 }
@@ -159,14 +152,6 @@ function passes(batch: Pending[], tokenBudget: number): Pending[][] {
     else result.push([pending]);
   }
   return result;
-}
-
-/** The mean of `tokens` (consecutive vectors of width C), scaled to unit L2 norm, summed in float64. */
-function pooled(tokens: Float32Array, C: number): Float32Array {
-  const sum = new Float64Array(C);
-  for (let offset = 0; offset < tokens.length; offset += C) for (let i = 0; i < C; i++) sum[i]! += tokens[offset + i]!;
-  const norm = Math.hypot(...sum);
-  return Float32Array.from(sum, (value) => (norm === 0 ? 0 : value / norm));
 }
 
 /** The vector as OpenAI's base64: its float32 values, little-endian, whatever this machine's byte order. */
