@@ -73,12 +73,13 @@ export function planChoices(body: SamplingBody, prompts: readonly number[][], li
     if (maxTokens < 1) {
       throw invalidRequest(`the prompt fills the model's context of ${limits.maxPositions} tokens; no room to generate`, 'prompt', 'context_length_exceeded');
     }
+    const extraProcessors = openAIProcessors(body, prompt.length, limits.vocabSize);
     return Array.from({ length: n }, (_, i) => {
       const config = resolveConfig(body, maxTokens, i, limits.eosTokenId, prompt.length, limits.maxPositions, structured?.spec);
       return {
         prompt,
         config,
-        extraProcessors: openAIProcessors(body, prompt.length, limits.vocabSize),
+        extraProcessors,
         logprobs: limits.logprobs,
         promptScores: limits.promptScores,
         constraint: constraint?.start(config.eosTokenIds),
