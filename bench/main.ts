@@ -1,5 +1,6 @@
 // `npm run bench`: decode and prefill speed, start-up time and peak memory of GPT-Neo 1.3B-shaped
 // random weights in every weight format, against the memory bandwidth measured in the same run.
+// With --peers <folder>: the same speeds side by side with the engines installed there (bench/peers/).
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,10 +13,10 @@ import { ensureRandomCheckpoint } from '../test/helpers/random-checkpoint.js';
 import { measureReadBandwidth } from './bandwidth.js';
 import { CHECKOUT } from './checkout.js';
 import { measureLinearLayers } from './linear-layers.js';
-import { openLlamaCppPeer } from './llamacpp-peer.js';
+import { CONTEXTS_OPTIONS, type OpenedPeers, openPeers, PEER_CONTEXTS, type PeerName } from './peers/index.js';
 import type { RunReport } from './run.js';
 import type { ServeReport } from './serve.js';
-import { PEER_CONTEXTS, runSideBySide, sideBySideTable } from './side-by-side.js';
+import { runSideBySide, sideBySideTable, summarize } from './side-by-side.js';
 
 const program = new Command('bench')
   .description('Benchmark GPT-Neo 1.3B-shaped random weights (written once to the cache folder, never committed)')
@@ -26,13 +27,37 @@ const program = new Command('bench')
   .addOption(new Option('--scenario <name>', 'weight formats, the HTTP server, or both').choices(['formats', 'serve', 'all']).default('all'))
   .addOption(new Option('--serve-dtype <format>', 'weight format of the server scenario').choices(WEIGHT_FORMATS).default('q8'))
   .addOption(
-    new Option('--llamacpp <dir>', 'compare decoding with llama.cpp built in this folder (llama-batched-bench and gpt2-1.3b-*.gguf, see docs/speed.md) instead of the scenarios').env('GPT_NEO_LLAMACPP'),
+    new Option(
+      '--peers <dir>',
+      'compare with the engines installed in this peers folder (llama.cpp through node-llama-cpp, transformers.js; see bench/README.md) side by side, instead of the scenarios',
+    ).env('GPT_NEO_PEERS'),
   )
-  .option('--rounds <n>', 'interleaved rounds (probe, ours, llama.cpp) of the llama.cpp comparison', '3')
+  .option('--rounds <n>', 'interleaved rounds of the comparison with --peers', '3')
+  .option(`--${CONTEXTS_OPTIONS['llama.cpp']} <list>`, 'prompt lengths llama.cpp decodes after with --peers', PEER_CONTEXTS.join(','))
+  .option(
+    `--${CONTEXTS_OPTIONS['transformers.js']} <list>`,
+    'prompt lengths transformers.js decodes after with --peers (after 1900 it decodes at under 1 tok/s and its prompt takes about a minute)',
+    '16',
+  )
   .parse();
 const options = program.opts<{
-  folder: string; dtypes: string; threads: string; decodeTokens: string; scenario: string; serveDtype: WeightFormat; llamacpp?: string; rounds: string;
+  folder: string; dtypes: string; threads: string; decodeTokens: string; scenario: string; serveDtype: WeightFormat; peers?: string; rounds: string;
+  llamacppContexts: string; transformersjsContexts: string;
 }>();
+
+/**
+ * glibc's malloc advises its heap for 2 MiB pages, so ONNX Runtime's pre-packed q8/q4 weights and the KV cache are
+ * not read through 4 KiB pages (docs/speed.md); read by glibc at process start, so set for the child. An explicit
+ * GLIBC_TUNABLES in the bench's environment wins (GLIBC_TUNABLES= measures without).
+ */
+const MALLOC_HUGE_PAGES = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.hugetlb=1' };
+
+const formats = options.dtypes.split(',') as WeightFormat[];
+const unknownFormat = formats.find((format) => !WEIGHT_FORMATS.includes(format));
+if (unknownFormat !== undefined) program.error(`--dtypes: unknown weight format '${unknownFormat}' (choose from ${WEIGHT_FORMATS.join(', ')})`);
+// Before the checkpoint, which may take minutes to write: a peers folder lacking everything fails at once.
+const opened = options.peers === undefined ? undefined : tryOpenPeers(options.peers, formats);
+for (const line of opened?.skipped ?? []) console.error(line);
 
 const checkpoint = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
 const threads = Number(options.threads);
@@ -42,40 +67,56 @@ const cache = path.join(options.folder, 'conversions');
 /** GPT-2's tokenizer files, for the server scenario (the random checkpoint has none). */
 const tokenizerFixture = path.join(CHECKOUT, 'test', 'fixtures', 'gpt-neo', 'tiny-gpt2vocab');
 
-/**
- * glibc's malloc advises its heap for 2 MiB pages, so ONNX Runtime's pre-packed q8/q4 weights and the KV cache are
- * not read through 4 KiB pages (docs/speed.md); read by glibc at process start, so set for the child. An explicit
- * GLIBC_TUNABLES in the bench's environment wins (GLIBC_TUNABLES= measures without).
- */
-const MALLOC_HUGE_PAGES = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.hugetlb=1' };
-
 /** Each measurement runs in a fresh process, so start-up time and peak RSS are the process's own. */
-async function runChild(dtype: WeightFormat, spinning: 'on' | 'off', scope: 'all' | 'decode' = 'all'): Promise<RunReport> {
+async function runChild(dtype: WeightFormat, spinning: 'on' | 'off'): Promise<RunReport> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [runScript, checkpoint, dtype, String(threads), options.decodeTokens, spinning, scope],
+    [runScript, checkpoint, dtype, String(threads), options.decodeTokens, spinning],
     { env: { ...process.env, ...MALLOC_HUGE_PAGES, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
   );
   return JSON.parse(stdout) as RunReport;
 }
 
-const formats = options.dtypes.split(',') as WeightFormat[];
-const unknownFormat = formats.find((format) => !WEIGHT_FORMATS.includes(format));
-if (unknownFormat !== undefined) program.error(`--dtypes: unknown weight format '${unknownFormat}' (choose from ${WEIGHT_FORMATS.join(', ')})`);
-if (options.llamacpp) {
-  const peer = await openLlamaCppPeer(options.llamacpp, formats);
+if (opened !== undefined) {
+  await compareSideBySide(opened);
+  process.exit(0);
+}
+
+function tryOpenPeers(folder: string, peerFormats: readonly WeightFormat[]): OpenedPeers {
+  const contexts = {
+    'llama.cpp': peerContexts('llama.cpp', options.llamacppContexts),
+    'transformers.js': peerContexts('transformers.js', options.transformersjsContexts),
+  };
+  try {
+    // The same malloc settings as ours, so neither side has 2 MiB pages the other lacks.
+    return openPeers(folder, peerFormats, { contexts, env: { ...process.env, ...MALLOC_HUGE_PAGES } });
+  } catch (error) {
+    return program.error(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** A peer's --<peer>-contexts list, each one of the compared prompt lengths. */
+function peerContexts(peer: PeerName, list: string): number[] {
+  const option = `--${CONTEXTS_OPTIONS[peer]}`;
+  const contexts = list.split(',').map(Number);
+  const stray = contexts.find((context) => !(PEER_CONTEXTS as readonly number[]).includes(context));
+  if (stray !== undefined) program.error(`${option}: ${stray} is not one of the compared prompt lengths (${PEER_CONTEXTS.join(', ')})`);
+  return contexts;
+}
+
+async function compareSideBySide({ peers }: OpenedPeers): Promise<void> {
   const rounds = Number(options.rounds);
-  const rows = await runSideBySide({
-    formats, rounds, threads, decodeTokens: Number(options.decodeTokens), peer,
+  const decodeTokens = Number(options.decodeTokens);
+  const run = await runSideBySide({
+    formats, rounds, threads, decodeTokens, peers,
     ours: async (format) => {
-      const report = await runChild(format, 'on', 'decode');
-      return { [PEER_CONTEXTS[0]]: report.decodeShort, [PEER_CONTEXTS[1]]: report.decodeLong };
+      const report = await runChild(format, 'on');
+      return { decode: { [PEER_CONTEXTS[0]]: report.decodeShort, [PEER_CONTEXTS[1]]: report.decodeLong }, prefill512: report.prefill512 };
     },
     log: (message) => console.error(message),
   });
-  console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores; ${threads} threads; peer ${peer.tool}\n`);
-  console.log(sideBySideTable(rows, rounds));
-  process.exit(0);
+  console.log(`\nMachine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores\n`);
+  console.log(sideBySideTable(summarize(run.samples, formats, peers), { rounds, threads, decodeTokens, peers, engines: run.engines, formats }));
 }
 
 console.error(`measuring memory read bandwidth with ${threads} threads...`);
