@@ -13,10 +13,10 @@ import { ensureRandomCheckpoint } from '../test/helpers/random-checkpoint.js';
 import { measureReadBandwidth } from './bandwidth.js';
 import { CHECKOUT } from './checkout.js';
 import { measureLinearLayers } from './linear-layers.js';
-import { CONTEXTS_OPTIONS, type OpenedPeers, openPeers, PEER_CONTEXTS, type PeerName } from './peers/index.js';
+import { CONTEXTS_OPTIONS, type LlamaCppPeer, type OpenedPeers, openPeers, PEER_CONTEXTS, type PeerName } from './peers/index.js';
 import type { RunReport } from './run.js';
 import type { ServeReport } from './serve.js';
-import { runSideBySide, sideBySideTable, summarize } from './side-by-side.js';
+import { batchedScalingLine, runSideBySide, sideBySideTable, summarize } from './side-by-side.js';
 
 const program = new Command('bench')
   .description('Benchmark GPT-Neo 1.3B-shaped random weights (written once to the cache folder, never committed)')
@@ -29,7 +29,8 @@ const program = new Command('bench')
   .addOption(
     new Option(
       '--peers <dir>',
-      'compare with the engines installed in this peers folder (llama.cpp through node-llama-cpp, transformers.js; see bench/README.md) side by side, instead of the scenarios',
+      'compare with the engines installed in this peers folder (llama.cpp through node-llama-cpp, transformers.js; see bench/README.md): ' +
+        'side by side instead of the formats scenario, and with --scenario serve or all, llama.cpp\'s batched scaling beside the server\'s',
     ).env('GPT_NEO_PEERS'),
   )
   .option('--rounds <n>', 'interleaved rounds of the comparison with --peers', '3')
@@ -44,6 +45,8 @@ const options = program.opts<{
   folder: string; dtypes: string; threads: string; decodeTokens: string; scenario: string; serveDtype: WeightFormat; peers?: string; rounds: string;
   llamacppContexts: string; transformersjsContexts: string;
 }>();
+// With --peers the comparison replaces the scenarios unless one is asked for by name.
+const scenario = options.peers !== undefined && program.getOptionValueSource('scenario') === 'default' ? 'formats' : options.scenario;
 
 /**
  * glibc's malloc advises its heap for 2 MiB pages, so ONNX Runtime's pre-packed q8/q4 weights and the KV cache are
@@ -52,11 +55,15 @@ const options = program.opts<{
  */
 const MALLOC_HUGE_PAGES = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.hugetlb=1' };
 
+/** Streams and new tokens per stream of bench/serve.ts's concurrent streams, which llama.cpp's batched run repeats. */
+const SERVE_STREAMS = 8;
+const SERVE_NEW_TOKENS = 64;
+
 const formats = options.dtypes.split(',') as WeightFormat[];
 const unknownFormat = formats.find((format) => !WEIGHT_FORMATS.includes(format));
 if (unknownFormat !== undefined) program.error(`--dtypes: unknown weight format '${unknownFormat}' (choose from ${WEIGHT_FORMATS.join(', ')})`);
 // Before the checkpoint, which may take minutes to write: a peers folder lacking everything fails at once.
-const opened = options.peers === undefined ? undefined : tryOpenPeers(options.peers, formats);
+const opened = options.peers === undefined ? undefined : tryOpenPeers(options.peers, scenario === 'serve' ? [options.serveDtype] : formats);
 for (const line of opened?.skipped ?? []) console.error(line);
 
 const checkpoint = await ensureRandomCheckpoint(path.join(options.folder, 'gpt-neo-1.3B-random'));
@@ -78,7 +85,8 @@ async function runChild(dtype: WeightFormat, spinning: 'on' | 'off'): Promise<Ru
 }
 
 if (opened !== undefined) {
-  await compareSideBySide(opened);
+  if (scenario !== 'serve') await compareSideBySide(opened);
+  if (scenario !== 'formats') await serveScenario(opened.llamaCpp);
   process.exit(0);
 }
 
@@ -123,7 +131,7 @@ console.error(`measuring memory read bandwidth with ${threads} threads...`);
 const bandwidth = await measureReadBandwidth(threads);
 
 const rows: string[][] = [];
-for (const dtype of options.scenario === 'serve' ? [] : formats) {
+for (const dtype of scenario === 'serve' ? [] : formats) {
   await rm(path.join(cache, 'onnx'), { recursive: true, force: true });
   console.error(`${dtype}: cold start (converting)...`);
   const cold = await runChild(dtype, 'on');
@@ -172,15 +180,60 @@ if (rows.length > 0) {
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
 }
 
-if (options.scenario !== 'formats') {
-  console.error(`serve (${options.serveDtype}): generate(), then the server with 1, 8, and 7 + 1 streams, then embeddings...`);
+if (scenario !== 'formats') await serveScenario(undefined);
+
+/**
+ * The server scenario in a fresh process; with a llama.cpp peer, `--rounds` times, each followed by llama.cpp's
+ * batched run (1 sequence, then 8 at once) in the same format, and both speed-ups from 1 stream to 8 side by side.
+ */
+async function serveScenario(llamaCpp: LlamaCppPeer | undefined): Promise<void> {
+  const dtype = options.serveDtype;
+  const peer = llamaCpp?.missing(dtype) === undefined ? llamaCpp : undefined;
+  if (llamaCpp !== undefined && peer === undefined) console.error(`llama.cpp's batched run skipped: ${llamaCpp.missing(dtype)}`);
+  const rounds = peer === undefined ? 1 : Number(options.rounds);
+  const reports: ServeReport[] = [];
+  const peerScaling: number[] = [];
+  const peerLines: string[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    console.error(`serve (${dtype}): generate(), then the server with 1, 8, and 7 + 1 streams, then embeddings...`);
+    reports.push(await runServe(dtype));
+    if (peer === undefined) continue;
+    console.error(`llama.cpp (${dtype}): 1 sequence, then ${SERVE_STREAMS} at once...`);
+    try {
+      const batched = await peer.batched(dtype, SERVE_STREAMS, SERVE_NEW_TOKENS, threads);
+      peerScaling.push(batched.streamsTokensPerSecond / batched.oneStreamTokensPerSecond);
+      peerLines.push(
+        `round ${round}: ${batched.engine}, 1 sequence ${batched.oneStreamTokensPerSecond.toFixed(2)} tok/s, ` +
+          `${batched.streams} sequences ${batched.streamsTokensPerSecond.toFixed(2)} tok/s`,
+      );
+    } catch (error) {
+      console.error(`round ${round}: llama.cpp's batched run failed, left out: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  printServeReports(dtype, reports);
+  if (peer === undefined) return;
+  const ours = reports.map((report) => report.eightStreamsTokensPerSecond / report.singleStreamTokensPerSecond);
+  console.log(
+    `\n${batchedScalingLine(SERVE_STREAMS, ours, peerScaling)} ` +
+      `(ours through the HTTP server; llama.cpp in one node-llama-cpp context of ${SERVE_STREAMS} sequences, each a different 16-token prompt, ` +
+      `${SERVE_NEW_TOKENS} new tokens, greedy; rounds interleaved)`,
+  );
+  for (const line of peerLines) console.log(`- llama.cpp ${line}`);
+}
+
+async function runServe(dtype: WeightFormat): Promise<ServeReport> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [path.join(path.dirname(runScript), 'serve.js'), checkpoint, options.serveDtype, String(threads), tokenizerFixture],
+    [path.join(path.dirname(runScript), 'serve.js'), checkpoint, dtype, String(threads), tokenizerFixture],
     { env: { ...process.env, GPT_NEO_CACHE: cache, GPT_NEO_NO_PROGRESS: '1' }, maxBuffer: 1 << 20 },
   );
-  const serve = JSON.parse(stdout) as ServeReport;
-  const median = [...serve.firstTokenSeconds].sort((a, b) => a - b)[Math.floor(serve.firstTokenSeconds.length / 2)]!;
+  return JSON.parse(stdout) as ServeReport;
+}
+
+/** The server table, a row per run, and each run's prefix cache and embeddings lines. */
+function printServeReports(dtype: WeightFormat, reports: readonly ServeReport[]): void {
+  const middle = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const label = (i: number) => (reports.length === 1 ? dtype : `${dtype}, round ${i + 1}`);
   const serveHeader = [
     'dtype', 'generate() tok/s', '1 stream tok/s', '1 stream / generate()', '8 streams tok/s', '8 streams / 1 stream',
     'decoding step 1 row / 8 rows (s)', '8 x 1-row step / 8-row step',
@@ -189,30 +242,34 @@ if (options.scenario !== 'formats') {
   console.log('\nServer: 64 new tokens per stream after a 16-token prompt, greedy, streamed over HTTP on 127.0.0.1; 8 KV slots\n');
   console.log(`| ${serveHeader.join(' | ')} |`);
   console.log(`|${serveHeader.map(() => '---').join('|')}|`);
-  console.log(
-    `| ${[
-      options.serveDtype,
-      serve.generateTokensPerSecond.toFixed(2),
-      serve.singleStreamTokensPerSecond.toFixed(2),
-      (serve.singleStreamTokensPerSecond / serve.generateTokensPerSecond).toFixed(2),
-      serve.eightStreamsTokensPerSecond.toFixed(2),
-      (serve.eightStreamsTokensPerSecond / serve.singleStreamTokensPerSecond).toFixed(2),
-      `${serve.stepSeconds.one.toFixed(3)} / ${serve.stepSeconds.eight.toFixed(3)}`,
-      ((8 * serve.stepSeconds.one) / serve.stepSeconds.eight).toFixed(2),
-      `${median.toFixed(2)} (${serve.firstTokenSeconds.map((s) => s.toFixed(2)).join(', ')})`,
-      (serve.peakRssBytes / 1e9).toFixed(2),
-      (serve.rssBudgetBytes / 1e9).toFixed(2),
-    ].join(' | ')} |`,
-  );
-  const { cold, shared } = serve.prefixFirstTokenSeconds;
-  const middle = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  console.log(
-    `\nPrefix cache: first token of a 1,500-token prompt alone, p50 of ${cold.length}: ${middle(cold).toFixed(2)} s sharing nothing, ` +
-      `${middle(shared).toFixed(2)} s sharing its first 1,450 tokens with the prompt before (${(middle(cold) / middle(shared)).toFixed(1)}x sooner)`,
-  );
-  const { tokensPerSecond, prefillTokensPerSecond } = serve.embeddings;
-  console.log(
-    `\nEmbeddings, 64 inputs of 128 tokens in one /v1/embeddings request: ${tokensPerSecond.toFixed(0)} tok/s; ` +
-      `prefill of one 128-token prompt: ${prefillTokensPerSecond.toFixed(0)} tok/s (${(tokensPerSecond / prefillTokensPerSecond).toFixed(2)}x)`,
-  );
+  for (const [i, serve] of reports.entries()) {
+    console.log(
+      `| ${[
+        label(i),
+        serve.generateTokensPerSecond.toFixed(2),
+        serve.singleStreamTokensPerSecond.toFixed(2),
+        (serve.singleStreamTokensPerSecond / serve.generateTokensPerSecond).toFixed(2),
+        serve.eightStreamsTokensPerSecond.toFixed(2),
+        (serve.eightStreamsTokensPerSecond / serve.singleStreamTokensPerSecond).toFixed(2),
+        `${serve.stepSeconds.one.toFixed(3)} / ${serve.stepSeconds.eight.toFixed(3)}`,
+        ((8 * serve.stepSeconds.one) / serve.stepSeconds.eight).toFixed(2),
+        `${middle(serve.firstTokenSeconds).toFixed(2)} (${serve.firstTokenSeconds.map((s) => s.toFixed(2)).join(', ')})`,
+        (serve.peakRssBytes / 1e9).toFixed(2),
+        (serve.rssBudgetBytes / 1e9).toFixed(2),
+      ].join(' | ')} |`,
+    );
+  }
+  for (const [i, serve] of reports.entries()) {
+    const prefix = reports.length === 1 ? '' : `${label(i)}: `;
+    const { cold, shared } = serve.prefixFirstTokenSeconds;
+    console.log(
+      `\n${prefix}Prefix cache: first token of a 1,500-token prompt alone, p50 of ${cold.length}: ${middle(cold).toFixed(2)} s sharing nothing, ` +
+        `${middle(shared).toFixed(2)} s sharing its first 1,450 tokens with the prompt before (${(middle(cold) / middle(shared)).toFixed(1)}x sooner)`,
+    );
+    const { tokensPerSecond, prefillTokensPerSecond } = serve.embeddings;
+    console.log(
+      `\n${prefix}Embeddings, 64 inputs of 128 tokens in one /v1/embeddings request: ${tokensPerSecond.toFixed(0)} tok/s; ` +
+        `prefill of one 128-token prompt: ${prefillTokensPerSecond.toFixed(0)} tok/s (${(tokensPerSecond / prefillTokensPerSecond).toFixed(2)}x)`,
+    );
+  }
 }
