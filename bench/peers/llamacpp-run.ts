@@ -102,6 +102,12 @@ runDriver(async () => {
   }
 });
 
+/**
+ * Room left in the context past the longest case: node-llama-cpp shifts the context (drops its oldest tokens)
+ * when a generator reaches the context's end, which would make the last steps attend over fewer tokens.
+ */
+const CONTEXT_SHIFT_MARGIN = 64;
+
 /** Pinned to `threads` (ideal and min), so it neither takes more nor backs off to fewer. */
 function contextOptions(contextSize: number, sequences: number, threads: number) {
   return { contextSize, sequences, threads: { ideal: threads, min: threads } };
@@ -114,7 +120,8 @@ async function decodeAndPrefill(
   tokens: number,
   prefill: number,
 ): Promise<Omit<DecodeReport, 'engine'>> {
-  const context = await model.createContext(contextOptions(Math.max(prefill, ...contexts.map((c) => c + 1 + tokens)), 1, threads));
+  const longest = Math.max(prefill, ...contexts.map((c) => c + 1 + tokens));
+  const context = await model.createContext(contextOptions(longest + CONTEXT_SHIFT_MARGIN, 1, threads));
   try {
     const sequence = context.getSequence();
     await decodeAfterPrompt(sequence, 8, 4, 999); // warm-up: both the prompt's batched path and single steps
@@ -168,7 +175,7 @@ async function batched(
   newTokens: number,
 ): Promise<Omit<BatchedReport, 'engine'>> {
   // One context for both runs, as our server keeps its slots whether one stream or all are busy.
-  const context = await model.createContext(contextOptions(promptLength + newTokens + 1, streams, threads));
+  const context = await model.createContext(contextOptions(promptLength + newTokens + 1 + CONTEXT_SHIFT_MARGIN, streams, threads));
   try {
     const sequences = Array.from({ length: streams }, () => context.getSequence());
     // Warm-up of both paths: one sequence's steps and all sequences' batched steps.
