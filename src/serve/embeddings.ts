@@ -59,12 +59,27 @@ export class EmbeddingBatcher {
     this.tokenBudget = options.tokenBudget ?? 8192;
   }
 
-  /** One unit-length vector per input, in order. */
-  embed(inputs: number[][]): Promise<Float32Array[]> {
+  /**
+   * One unit-length vector per input, in order. When `signal` aborts (the client went away), its inputs still
+   * waiting leave the queue, so no pass runs for them; a pass already running ends as it is.
+   */
+  embed(inputs: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
     if (this.closed) return Promise.reject(new OpenAIError(503, 'The server is shutting down.', 'service_unavailable_error'));
-    const vectors = inputs.map((tokens) => new Promise<Float32Array>((resolve, reject) => this.queue.push({ tokens, resolve, reject })));
+    const pending: Pending[] = [];
+    const vectors = inputs.map((tokens) => new Promise<Float32Array>((resolve, reject) => pending.push({ tokens, resolve, reject })));
+    this.queue.push(...pending);
+    signal?.addEventListener('abort', () => this.withdraw(pending, signal.reason), { once: true });
     this.running ??= this.drainQueue();
     return Promise.all(vectors);
+  }
+
+  /** Takes those of `pending` that still wait out of the queue, rejecting them with `reason`. */
+  private withdraw(pending: readonly Pending[], reason: unknown): void {
+    const withdrawn = new Set(pending);
+    const waiting = this.queue.filter((entry) => withdrawn.has(entry));
+    if (waiting.length === 0) return;
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((entry) => !withdrawn.has(entry)));
+    waiting.forEach((entry) => entry.reject(reason));
   }
 
   /** Resolves once no batch runs and none waits. */
@@ -167,10 +182,12 @@ export interface EmbeddingsContext {
   modelName: string;
   maxPositions: number;
   checkModel(requested: string): void;
+  /** Counts the tokens of a request's inputs once they are embedded (the server's prompt-token metric). */
+  countPromptTokens(tokens: number): void;
 }
 
 export function registerEmbeddings(app: FastifyInstance, context: EmbeddingsContext): void {
-  app.post('/v1/embeddings', { schema: { body: embeddingSchema } }, async (request) => {
+  app.post('/v1/embeddings', { schema: { body: embeddingSchema } }, async (request, reply) => {
     const body = request.body as EmbeddingBody;
     context.checkModel(body.model);
     if (body.dimensions !== undefined && body.dimensions !== null) {
@@ -181,8 +198,13 @@ export function registerEmbeddings(app: FastifyInstance, context: EmbeddingsCont
       );
     }
     const inputs = embeddingInputs(body.input, context);
-    const vectors = await context.batcher.embed(inputs);
+    const disconnected = new AbortController();
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) disconnected.abort(new OpenAIError(499, 'The client closed the request.', 'invalid_request_error'));
+    });
+    const vectors = await context.batcher.embed(inputs, disconnected.signal);
     const promptTokens = inputs.reduce((sum, tokens) => sum + tokens.length, 0);
+    context.countPromptTokens(promptTokens);
     const base64 = body.encoding_format === 'base64';
     return {
       object: 'list',

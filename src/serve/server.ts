@@ -156,7 +156,14 @@ export async function createServer(options: ServeOptions): Promise<GPTNeoServer>
   const context = { engine, tokenizer, metrics, modelName, maxQueue: settings.maxQueue, maxPositions: model.maxPositions, eos: model.config.eos_token_id };
   registerCompletions(app, context, chatTemplate);
   const checkServed = (requested: string) => checkModel(requested, modelName);
-  registerEmbeddings(app, { batcher: embeddings, tokenizer, modelName, maxPositions: model.maxPositions, checkModel: checkServed });
+  registerEmbeddings(app, {
+    batcher: embeddings,
+    tokenizer,
+    modelName,
+    maxPositions: model.maxPositions,
+    checkModel: checkServed,
+    countPromptTokens: (tokens) => metrics.promptTokens.inc(tokens),
+  });
   registerTokenize(app, { tokenizer, maxPositions: model.maxPositions, checkModel: checkServed });
 
   let closed: Promise<void> | null = null;

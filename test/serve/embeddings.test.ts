@@ -61,6 +61,17 @@ describe('embeddings', () => {
     expect(out.usage).toEqual({ prompt_tokens: tokens, total_tokens: tokens });
   });
 
+  it("count their tokens in the server's prompt-token metric", async () => {
+    const promptTokens = async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return Number(/^gpt_neo_prompt_tokens_total (\S+)$/m.exec(text)?.[1] ?? 'NaN');
+    };
+    const before = await promptTokens();
+    const out = await client.embeddings.create({ model: NAME, input: TEXTS, encoding_format: 'float' });
+    expect(out.usage.prompt_tokens).toBeGreaterThan(TEXTS.length);
+    expect(await promptTokens()).toBe(before + out.usage.prompt_tokens);
+  });
+
   it("equal pipeline('feature-extraction') with mean pooling and normalize", async () => {
     const out = await client.embeddings.create({ model: NAME, input: TEXTS, encoding_format: 'float' });
     const reference = await extractor(TEXTS, { pooling: 'mean', normalize: true });
@@ -198,6 +209,27 @@ describe('EmbeddingBatcher', () => {
       const hung = new Promise((resolve) => setTimeout(() => resolve('hung'), 1000));
       expect(await Promise.race([chained.then((vectors) => vectors.length), hung])).toBe(1);
     }
+    await batcher.close();
+  });
+
+  it('inputs of a request whose client went away leave the queue: no pass runs for them', async () => {
+    const passes: number[][][] = [];
+    const model = fakeModel(passes);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const gated = { ...model, forward: async (input: { input_ids: number[][] }) => (await gate, model.forward(input)) } as unknown as GPTNeoModel;
+    const batcher = new EmbeddingBatcher(async () => gated, { pooling: 'mean', padTokenId: 0, tokenBudget: 2 });
+    const running = batcher.embed([[1, 1]]);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // its pass has started and waits at the gate
+    const gone = new AbortController();
+    const abandoned = batcher.embed([[2], [3]], gone.signal);
+    const kept = batcher.embed([[4]]);
+    gone.abort(new Error('client closed the request'));
+    await expect(abandoned).rejects.toThrow('client closed the request');
+    release();
+    await expect(running).resolves.toHaveLength(1);
+    await expect(kept).resolves.toHaveLength(1);
+    expect(passes).toEqual([[[1, 1]], [[4]]]);
     await batcher.close();
   });
 
