@@ -9,9 +9,7 @@ export interface BrowserRuntimeOptions {
   device?: BrowserDevice;
   /**
    * WebAssembly threads. Threads need a cross-origin isolated page (COOP/COEP headers, as `gpt-neo demo`
-   * sends); elsewhere ONNX Runtime runs on one. Default: half the cores, at most 4 (onnxruntime-web's own
-   * rule). The page's calling thread cannot block while the pool works, so it spins beside the browser's own
-   * threads: on 2 cores, 2 threads decoded the 125M 1.5 to 1.9 times slower than 1 (docs/browser.md).
+   * sends); elsewhere ONNX Runtime runs on one. Default: see defaultThreads.
    */
   threads?: number;
 }
@@ -47,7 +45,7 @@ export async function createBrowserSession(
   }
   const isolated = typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated;
   const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
-  const threads = isolated ? (options.threads ?? defaultThreads(cores)) : 1;
+  const threads = isolated ? (options.threads ?? defaultThreads(cores, weights.byteLength)) : 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${options.threads}`);
   const ort = await onnxRuntimeFor(device);
   ort.env.wasm.wasmPaths = ORT_FILES;
@@ -67,7 +65,16 @@ export async function createBrowserSession(
   };
 }
 
-/** Threads when the caller names none (WebAssembly threads need a cross-origin isolated page). */
-export function defaultThreads(cores: number): number {
-  return Math.min(4, Math.ceil(cores / 2));
+/** Weights from which a step's products outweigh what extra threads cost the page (measured, docs/browser.md). */
+const MANY_THREADS_WEIGHT_BYTES = 1e9;
+
+/**
+ * Threads when the caller names none (WebAssembly threads need a cross-origin isolated page): at most 4, and all
+ * the cores only for large weights. The page's calling thread cannot block while the pool works, so it spins
+ * beside the browser's own threads: on 2 cores the 125M (0.2 to 0.5 GB of weights) decoded 1.5 to 1.9 times slower
+ * on 2 threads than on 1, the 1.3B in q8 (1.6 GB) 1.6 times faster. Small models get half the cores, as
+ * onnxruntime-web's own default.
+ */
+export function defaultThreads(cores: number, weightBytes = 0): number {
+  return Math.min(4, weightBytes >= MANY_THREADS_WEIGHT_BYTES ? cores : Math.ceil(cores / 2));
 }
