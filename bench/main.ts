@@ -16,7 +16,7 @@ import { measureLinearLayers } from './linear-layers.js';
 import { CONTEXTS_OPTIONS, type LlamaCppPeer, type OpenedPeers, openPeers, PEER_CONTEXTS, type PeerName } from './peers/index.js';
 import type { RunReport } from './run.js';
 import type { ServeReport } from './serve.js';
-import { batchedScalingLine, runSideBySide, sideBySideTable, summarize } from './side-by-side.js';
+import { batchedScalingLine, runSideBySide, sideBySideTable, spread, summarize } from './side-by-side.js';
 
 const program = new Command('bench')
   .description('Benchmark GPT-Neo 1.3B-shaped random weights (written once to the cache folder, never committed)')
@@ -232,7 +232,7 @@ async function runServe(dtype: WeightFormat): Promise<ServeReport> {
 
 /** The server table, a row per run, and each run's prefix cache and embeddings lines. */
 function printServeReports(dtype: WeightFormat, reports: readonly ServeReport[]): void {
-  const middle = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const middle = (values: readonly number[]) => spread(values).median;
   const label = (i: number) => (reports.length === 1 ? dtype : `${dtype}, round ${i + 1}`);
   const serveHeader = [
     'dtype', 'generate() tok/s', '1 stream tok/s', '1 stream / generate()', '8 streams tok/s', '8 streams / 1 stream',

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 // The model's modules alone, not the package's index: the whole package would add to the start-up time measured here.
 import type { WeightFormat } from '../src/convert/index.js';
 import { GPTNeoForCausalLM } from '../src/modeling/index.js';
+import { promptTokens as prompt } from './prompt.js';
 import { weightBytes } from './weight-bytes.js';
 
 export interface RunReport {
@@ -22,7 +23,6 @@ export interface RunReport {
 
 const [folder, dtype, threadsText, decodeTokensText, spinningText, scope = 'all'] = process.argv.slice(2) as [string, WeightFormat, string, string, string, string?];
 const decodeTokens = Number(decodeTokensText);
-const prompt = (length: number) => Array.from({ length }, (_, i) => (i * 7919) % 50000);
 
 const model = await GPTNeoForCausalLM.from_pretrained(folder, { dtype, threads: Number(threadsText), spinning: spinningText === 'on' });
 
@@ -56,7 +56,7 @@ async function prefillSpeed(length: number): Promise<number> {
   for (const salt of [1, 2]) {
     const prefill = model.createSession(1);
     const started = performance.now();
-    await prefill.forward({ input_ids: [prompt(length).map((id) => (id + salt) % 50000)] });
+    await prefill.forward({ input_ids: [prompt(length, salt)] });
     seconds = (performance.now() - started) / 1000;
     prefill.dispose();
   }

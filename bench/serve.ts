@@ -6,6 +6,7 @@ import { copyFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createServer, GPTNeoForCausalLM, type WeightFormat } from '../src/index.js';
+import { promptTokens as prompt } from './prompt.js';
 import { weightBytes } from './weight-bytes.js';
 
 export interface ServeReport {
@@ -46,7 +47,6 @@ const MAX_BATCH = 8;
 const TRIALS = 5;
 const EMBED_INPUTS = 64;
 const EMBED_TOKENS = 128;
-const prompt = (length: number, salt: number) => Array.from({ length }, (_, i) => (i * 7919 + salt * 104729) % 50000);
 
 // The random checkpoint has no tokenizer; GPT-2's files of the test fixtures serve (ids are all the bench sends).
 for (const file of ['vocab.json', 'merges.txt']) {

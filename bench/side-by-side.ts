@@ -4,18 +4,12 @@
 // and only medians over rounds summarize.
 import type { WeightFormat } from '../src/index.js';
 import { openBandwidthProbe } from './bandwidth.js';
-import { CONTEXTS_OPTIONS, PEER_CONTEXTS, type Peer } from './peers/index.js';
+import { CONTEXTS_OPTIONS, PEER_CONTEXTS, type Peer, type Speeds } from './peers/index.js';
 
 /** What a row measures: decode after a prompt of that many tokens, or the prefill of a 512-token prompt. */
 export type Measure = number | 'prefill512';
 
 export const MEASURES: readonly Measure[] = [...PEER_CONTEXTS, 'prefill512'];
-
-/** Decode tokens/s after each prompt length and prefill tokens/s of one run, ours or a peer's. */
-export interface Speeds {
-  decode: Record<number, number>;
-  prefill512: number;
-}
 
 /** One format's runs of one round, back to back. */
 export interface RoundSample {

@@ -32,13 +32,17 @@ export function lastJsonLine(stdout: string, command: string): unknown {
   return JSON.parse(line) as unknown;
 }
 
-export interface PeerSpeeds {
-  /** The engine and its version, as the driver found them. */
-  engine: string;
+/** Decode tokens/s after each prompt length and prefill tokens/s of one run, ours or a peer's. */
+export interface Speeds {
   /** Batch-1 decode tokens/s after a prompt of each context length. */
   decode: Record<number, number>;
   /** Tokens/s of one 512-token prompt into an empty cache. */
   prefill512: number;
+}
+
+export interface PeerSpeeds extends Speeds {
+  /** The engine and its version, as the driver found them. */
+  engine: string;
 }
 
 /** A decode report with a speed for every context asked for and a 512-token prefill, or an error saying what is not there. */
@@ -54,14 +58,8 @@ export function readDecodeReport(report: unknown, contexts: readonly number[], c
   return speeds;
 }
 
-export interface BatchedSpeeds {
-  engine: string;
-  streams: number;
-  oneStreamTokensPerSecond: number;
-  streamsTokensPerSecond: number;
-}
-
-export function readBatchedReport(report: unknown, command: string): BatchedSpeeds {
+/** A batched report with every speed present, or an error saying which is not. */
+export function readBatchedReport(report: unknown, command: string): BatchedReport {
   const { engine, streams, oneStreamTokensPerSecond, streamsTokensPerSecond } = (report ?? {}) as Partial<BatchedReport>;
   return {
     engine: typeof engine === 'string' ? engine : 'unknown engine',

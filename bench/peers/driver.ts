@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+export { promptTokens } from '../prompt.js';
+
 /** A driver's answer in decode mode. */
 export interface DecodeReport {
   /** The engine and its version, e.g. "node-llama-cpp 3.21.1 (llama.cpp b1234)". */
@@ -58,14 +60,6 @@ export function packageVersion(file: string, name: string): string {
     if (found === name) return version ?? 'unknown version';
   }
   return 'unknown version';
-}
-
-/**
- * Token ids of a prompt: deterministic, different for each salt, and below 50,000 so never GPT-2's end-of-text
- * (random weights must not stop early).
- */
-export function promptTokens(length: number, salt: number): number[] {
-  return Array.from({ length }, (_, i) => (i * 7919 + salt * 104729) % 50000);
 }
 
 /** The value of a positive integer option, or an error naming it. */

@@ -6,10 +6,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightFormat } from '../../src/index.js';
-import { type BatchedSpeeds, type PeerSpeeds, readBatchedReport, readDecodeReport, runInFreshProcess } from './child.js';
+import { type PeerSpeeds, readBatchedReport, readDecodeReport, runInFreshProcess } from './child.js';
+import type { BatchedReport } from './driver.js';
 import { type PeerLayout, type PeerName, peerLayouts } from './layout.js';
 
-export type { BatchedSpeeds, PeerSpeeds } from './child.js';
+export type { PeerSpeeds, Speeds } from './child.js';
+export type { BatchedReport } from './driver.js';
 export { GGUF_TYPES, type PeerName, TRANSFORMERSJS_FILES } from './layout.js';
 
 /** The prompt lengths decode is compared after: short, and ~1,900 (room for the decoded tokens in 2,048). */
@@ -45,7 +47,7 @@ export interface Peer {
 export interface LlamaCppPeer extends Peer {
   readonly name: 'llama.cpp';
   /** One sequence, then `streams` at once in one context, each a 16-token prompt and `newTokens` new tokens. */
-  batched(format: WeightFormat, streams: number, newTokens: number, threads: number): Promise<BatchedSpeeds>;
+  batched(format: WeightFormat, streams: number, newTokens: number, threads: number): Promise<BatchedReport>;
 }
 
 export interface OpenedPeers {
