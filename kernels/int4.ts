@@ -112,13 +112,18 @@ function dotUnpacked(c0: v128, c1: v128, c2: v128, c3: v128, act: usize): v128 {
   return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
 }
 
+// Sums of neighbouring lanes: [a0 + a1, a2 + a3, b0 + b1, b2 + b3].
+// @ts-ignore: decorator
+@inline
+function pairSums(a: v128, b: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+}
+
 // Four blocks' partial-sum vectors to one vector of their totals, lane b for block b.
 // @ts-ignore: decorator
 @inline
 function totals(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
-  const a = i32x4.add(v128.shuffle<i32>(p0, p1, 0, 2, 4, 6), v128.shuffle<i32>(p0, p1, 1, 3, 5, 7));
-  const b = i32x4.add(v128.shuffle<i32>(p2, p3, 0, 2, 4, 6), v128.shuffle<i32>(p2, p3, 1, 3, 5, 7));
-  return i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+  return pairSums(pairSums(p0, p1), pairSums(p2, p3));
 }
 
 // @ts-ignore: decorator
@@ -202,7 +207,11 @@ function column1(n: i32, act: usize, K: i32, codes: usize, scales: usize, zeroPo
   return sum;
 }
 
-/** Column n against two rows, unpacking each weight block once for both; stores y0 and y1 with bias. */
+/**
+ * Column n against two rows, unpacking each weight block once for both; stores y0 and y1 with bias. Each block's
+ * two partial-sum vectors are folded into one right away (row 0's halves in lanes 0-1, row 1's in 2-3), so the
+ * loop carries four vectors, as column1 does, rather than eight, which V8 spilled.
+ */
 function column2(n: i32, act0: usize, act1: usize, K: i32, codes: usize, scales: usize, zeroPoints: usize, bias: f32, y0: usize, y1: usize): void {
   const blocks = K >> 5;
   const groups = blocks >> 2;
@@ -225,14 +234,10 @@ function column2(n: i32, act0: usize, act1: usize, K: i32, codes: usize, scales:
     const wg = w + (<usize>g << 6);
     const a0 = act0 + (<usize>g << 8);
     const a1 = act1 + (<usize>g << 8);
-    let p00 = zero;
-    let p01 = zero;
-    let p02 = zero;
-    let p03 = zero;
-    let p10 = zero;
-    let p11 = zero;
-    let p12 = zero;
-    let p13 = zero;
+    let h0 = zero;
+    let h1 = zero;
+    let h2 = zero;
+    let h3 = zero;
     for (let j = 0; j < 4; j++) {
       const v = v128.load(wg + (<usize>j << 4));
       const c0 = v128.and(v, low);
@@ -241,20 +246,19 @@ function column2(n: i32, act0: usize, act1: usize, K: i32, codes: usize, scales:
       const c3 = i16x8.shr_u(v, 12);
       const q0 = dotUnpacked(c0, c1, c2, c3, a0 + (<usize>j << 6));
       const q1 = dotUnpacked(c0, c1, c2, c3, a1 + (<usize>j << 6));
-      p00 = p01;
-      p01 = p02;
-      p02 = p03;
-      p03 = q0;
-      p10 = p11;
-      p11 = p12;
-      p12 = p13;
-      p13 = q1;
+      h0 = h1;
+      h1 = h2;
+      h2 = h3;
+      h3 = pairSums(q0, q1);
     }
     const off = <usize>g << 4;
     const z = zeroPoints4(zp, g, zeroMask, zeroUnit);
     const scale = v128.load(ws + off);
-    const dots0 = f32x4.convert_i32x4_s(totals(p00, p01, p02, p03));
-    const dots1 = f32x4.convert_i32x4_s(totals(p10, p11, p12, p13));
+    // Lanes: row 0 and row 1 of block 0 and 1 in u, of blocks 2 and 3 in t.
+    const u = pairSums(h0, h1);
+    const t = pairSums(h2, h3);
+    const dots0 = f32x4.convert_i32x4_s(v128.shuffle<i32>(u, t, 0, 2, 4, 6));
+    const dots1 = f32x4.convert_i32x4_s(v128.shuffle<i32>(u, t, 1, 3, 5, 7));
     acc0 = f32x4.add(acc0, f32x4.mul(f32x4.sub(f32x4.mul(dots0, v128.load(as0 + off)), f32x4.mul(z, v128.load(sums0 + off))), scale));
     acc1 = f32x4.add(acc1, f32x4.mul(f32x4.sub(f32x4.mul(dots1, v128.load(as1 + off)), f32x4.mul(z, v128.load(sums1 + off))), scale));
   }
