@@ -194,8 +194,8 @@ describe('int4 kernel against the reference semantics', () => {
     expect(runKernel(heap, zeros)).toEqual(Float32Array.from({ length: rows * N }, (_, i) => p.bias?.[i % N] ?? 0));
   });
 
-  it('handles a block count that is not a multiple of four (K = 96, 160)', async () => {
-    for (const K of [96, 160]) {
+  it('handles a block count that is not a multiple of four (K = 32, 96, 160)', async () => {
+    for (const K of [32, 96, 160]) {
       const p = problem(5, K, 9, true, K);
       expect(worstError(runKernel(await freshHeap(), p), referenceMatmul(p.x, 5, K, p.q, 9, p.bias))).toBeLessThan(TOLERANCE);
     }
