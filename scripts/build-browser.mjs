@@ -4,6 +4,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { buildKernels } from './build-kernels.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const WEB_DIST = path.join(ROOT, 'dist', 'web');
@@ -35,6 +36,9 @@ const nodeOnlyStub = {
  */
 const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
 
+/** The project's own WebAssembly kernels (scripts/build-kernels.mjs), loaded from ./kernels/ beside the bundle. */
+const KERNEL_FILES = ['int4.wasm', 'int4-shared.wasm'];
+
 export async function buildBrowser({ minify = true } = {}) {
   await mkdir(path.join(WEB_DIST, 'ort'), { recursive: true });
   await esbuild.build({
@@ -42,6 +46,7 @@ export async function buildBrowser({ minify = true } = {}) {
     entryPoints: {
       'gpt-neo': 'src/browser/index.ts',
       worker: 'src/browser/worker.ts',
+      'kernel-thread': 'src/browser/kernels/helper-thread.ts',
       demo: 'src/browser/demo/demo.ts',
     },
     outdir: WEB_DIST,
@@ -60,6 +65,9 @@ export async function buildBrowser({ minify = true } = {}) {
   const ortDist = path.join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
   await Promise.all(ORT_FILES.map((file) => copyFile(path.join(ortDist, file), path.join(WEB_DIST, 'ort', file))));
   await copyFile(path.join(ROOT, 'src', 'browser', 'demo', 'index.html'), path.join(WEB_DIST, 'index.html'));
+  await mkdir(path.join(WEB_DIST, 'kernels'), { recursive: true });
+  const kernels = await buildKernels();
+  await Promise.all(KERNEL_FILES.map((file) => copyFile(path.join(kernels, file), path.join(WEB_DIST, 'kernels', file))));
   return WEB_DIST;
 }
 

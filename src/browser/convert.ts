@@ -10,7 +10,7 @@ import { type Checkpoint, openCheckpointFiles } from '../weights/index.js';
 import { type ConvertedModelStore, opfsModelStore } from './storage.js';
 
 /** The graph's op forms for onnxruntime-web, whose conversions run on WebAssembly and WebGPU alike (part of the storage key). */
-const BROWSER_GRAPH: GraphOptions = { elementwiseGelu: true };
+export const BROWSER_GRAPH: GraphOptions = { elementwiseGelu: true };
 
 /**
  * WebAssembly is 32-bit: one module addresses at most 4 GiB, and ONNX Runtime copies the weights into it.

@@ -1,6 +1,9 @@
 /// <reference lib="dom" />
+import onnxProto from 'onnx-proto';
 import type { InferenceRunner } from '../runtime/tensor.js';
+import { SplitRunner } from '../runtime/split-runner.js';
 import { WEIGHTS_FILE } from '../onnx/write.js';
+import { MatMulNBitsKernel } from './kernels/matmul-nbits.js';
 
 /** Where the model runs: WebAssembly on the CPU, or WebGPU where the browser has it ('auto' picks WebGPU then). */
 export type BrowserDevice = 'wasm' | 'webgpu' | 'auto';
@@ -19,6 +22,10 @@ export interface BrowserRuntimeOptions {
  * the runtime loads them on first use.
  */
 const ORT_FILES = new URL('./ort/', import.meta.url).href;
+
+/** The project's 4-bit kernel (built from kernels/ at install) and its helper threads' script, beside the bundle. */
+const KERNEL_FILES = new URL('./kernels/', import.meta.url).href;
+const KERNEL_THREAD = new URL('./kernel-thread.js', import.meta.url).href;
 
 export function webGpuAvailable(): boolean {
   return typeof navigator !== 'undefined' && 'gpu' in navigator;
@@ -48,21 +55,51 @@ export async function createBrowserSession(
   const threads = isolated ? (options.threads ?? defaultThreads(cores, weights.byteLength)) : 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${options.threads}`);
   const ort = await onnxRuntimeFor(device);
+  const ownKernel = device === 'wasm' && hasNode(model, OWN_KERNEL_OP);
   ort.env.wasm.wasmPaths = ORT_FILES;
-  ort.env.wasm.numThreads = threads;
+  // With the 4-bit kernel, the products (nearly all of a step) run on its threads; what ONNX Runtime runs
+  // between them is small, and its pool's threads would only spin beside the kernel's.
+  ort.env.wasm.numThreads = ownKernel ? 1 : threads;
   ort.env.logLevel = 'error';
-  const session = await ort.InferenceSession.create(model, {
-    // Nodes WebGPU has no kernel for (the int8 products of q8, float64 reductions) fall back to WebAssembly.
-    executionProviders: device === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'],
-    graphOptimizationLevel: 'all',
-    externalData: [{ path: WEIGHTS_FILE, data: weights }],
-    logSeverityLevel: 3,
-  });
+  const open = (graph: Uint8Array) =>
+    ort.InferenceSession.create(graph, {
+      // Nodes WebGPU has no kernel for (the int8 products of q8, float64 reductions) fall back to WebAssembly.
+      executionProviders: device === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'],
+      graphOptimizationLevel: 'all',
+      externalData: [{ path: WEIGHTS_FILE, data: weights }],
+      logSeverityLevel: 3,
+    });
+  if (ownKernel) {
+    const kernel = await MatMulNBitsKernel.create(weights, threads, {
+      plain: await fetchBytes(`${KERNEL_FILES}int4.wasm`),
+      shared: threads > 1 ? await fetchBytes(`${KERNEL_FILES}int4-shared.wasm`) : new Uint8Array(),
+      startHelper: () => new Worker(KERNEL_THREAD, { type: 'module', name: 'gpt-neo 4-bit kernel' }),
+    });
+    const runner = await SplitRunner.open(model, (node) => node.opType === OWN_KERNEL_OP, open, kernel);
+    return { runner, device, threads };
+  }
+  const session = await open(model);
   return {
     runner: { run: (feeds) => session.run(feeds), release: () => session.release(), zeroSizedTensors: device !== 'webgpu' },
     device,
     threads,
   };
+}
+
+/**
+ * The op the page runs with the project's own WebAssembly kernel instead of onnxruntime-web's (4-bit products:
+ * 0.3 GB/s there, see docs/browser.md); the graph is split around these nodes.
+ */
+const OWN_KERNEL_OP = 'MatMulNBits';
+
+function hasNode(model: Uint8Array, opType: string): boolean {
+  return onnxProto.onnx.ModelProto.decode(model).graph?.node?.some((node) => node.opType === opType) ?? false;
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} (the 4-bit kernel's WebAssembly)`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** Weights from which a step's products outweigh what extra threads cost the page (measured, docs/browser.md). */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultThreads } from '../../src/browser/runtime.js';
 import type { WeightFormat } from '../../src/convert/index.js';
 import { pipeline } from '../../src/pipeline/index.js';
-import { fixture, readReference } from '../helpers/fixtures.js';
+import { fixture, maxAbsDiff, readReference } from '../helpers/fixtures.js';
 import { type BrowserHarness, expectReferenceLogits, forwardInPage, referenceCases, startBrowser } from './browser.js';
 
 /** The text Node's pipeline generates greedily: what the demo page must show. */
@@ -110,6 +110,38 @@ describe('generation in the page', () => {
       const newIds: number[][] = Array.isArray(c.new_ids[0]) ? c.new_ids : [c.new_ids];
       expect(sequences[i]).toEqual(c.input_ids.map((row: number[], b: number) => row.concat(newIds[b]!)));
     });
+  });
+});
+
+describe("the page's own 4-bit kernel", () => {
+  it.each([1, 2])('runs q4 on %i thread(s): the logits and greedy tokens of Node, where ONNX Runtime multiplies', async (threads) => {
+    const input_ids = [[464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]];
+    const node = await pipeline('text-generation', fixture('tiny-trained'), { dtype: 'q4', progress: false });
+    const expected = await node.model.forward({ input_ids });
+    const nodeIds = (await node.model.generate({ input_ids: [input_ids[0]!.slice(0, 3)], max_new_tokens: 16 }))[0]!;
+    await node.dispose();
+
+    const page = await harness.libraryPage();
+    const inPage = await page.evaluate(
+      async ({ input_ids, threads }) => {
+        const lib = (window as any).gptNeo;
+        const loaded = await lib.loadBrowserModel({ url: '/fixtures/tiny-trained/' }, { dtype: 'q4', device: 'wasm', threads });
+        const { logits } = await loaded.model.forward({ input_ids });
+        const ids = (await loaded.model.generate({ input_ids: [input_ids[0].slice(0, 3)], max_new_tokens: 16 }))[0];
+        await loaded.model.dispose();
+        const fetched = performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname);
+        return { logits: Array.from(logits.data as Float32Array), ids, threads: loaded.threads, fetched };
+      },
+      { input_ids, threads },
+    );
+    await page.close();
+    expect(inPage.threads).toBe(threads);
+    expect(inPage.fetched).toContain(threads > 1 ? '/kernels/int4-shared.wasm' : '/kernels/int4.wasm');
+    if (threads > 1) expect(inPage.fetched).toContain('/kernel-thread.js');
+    expect(inPage.logits.length).toBe(expected.logits.data.length);
+    const spread = expected.logits.data.reduce((max, value) => Math.max(max, Math.abs(value)), 0);
+    expect(maxAbsDiff(inPage.logits, expected.logits.data)).toBeLessThan(1e-5 * spread);
+    expect(inPage.ids).toEqual(nodeIds);
   });
 });
 

@@ -4,34 +4,22 @@ import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkpointParameters, type WeightFormat } from '../../src/convert/parameters.js';
 import { EmbeddingTable } from '../../src/convert/embeddings.js';
-import { buildGPTNeoGraph, IO } from '../../src/model/gpt-neo.js';
+import type { WeightFormat } from '../../src/convert/parameters.js';
+import { IO } from '../../src/model/gpt-neo.js';
 import { loadConfig } from '../../src/model/config.js';
+import { MODEL_FILE } from '../../src/onnx/write.js';
 import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
 import { GraphBuilder } from '../../src/onnx/graph.js';
 import { type CutNode, splitGraph } from '../../src/onnx/split.js';
-import { MODEL_FILE, writeOnnxModel } from '../../src/onnx/write.js';
 import { RuntimeSession } from '../../src/runtime/session.js';
 import { type CutNodeKernel, SplitRunner } from '../../src/runtime/split-runner.js';
-import { openCheckpoint } from '../../src/weights/index.js';
 import { fixture, maxAbsDiff } from '../helpers/fixtures.js';
+import { convertAsThePageDoes } from '../helpers/page-graph.js';
 
 const { onnx } = onnxProto;
 const MODEL = fixture('tiny-trained');
 let folder: string;
-
-/** The model converted to `format` as the browser build's graph, written to a folder of its own. */
-async function convert(format: WeightFormat): Promise<string> {
-  const config = await loadConfig(MODEL);
-  const checkpoint = await openCheckpoint(MODEL);
-  const graph = new GraphBuilder();
-  buildGPTNeoGraph(graph, config, checkpointParameters(graph, checkpoint, config, format, MODEL), 'causal-lm', { elementwiseGelu: true });
-  const target = path.join(folder, format);
-  await writeOnnxModel(graph, target);
-  await checkpoint.close();
-  return target;
-}
 
 /** Runs each cut node in an ONNX Runtime session of its own: a one-node model over the same weights file. */
 function oneNodeSessions(target: string): CutNodeKernel & { ran: string[] } {
@@ -63,7 +51,7 @@ function oneNodeSessions(target: string): CutNodeKernel & { ran: string[] } {
 }
 
 async function compare(format: WeightFormat, cutOps: string[]) {
-  const target = await convert(format);
+  const target = await convertAsThePageDoes(MODEL, format, folder);
   const modelBytes = await readFile(path.join(target, MODEL_FILE));
   const config = await loadConfig(MODEL);
   const embeddings = await EmbeddingTable.open(path.join(target, MODEL_FILE), IO.tokenEmbeddings);
