@@ -1,5 +1,5 @@
-// `npm run build:bench && node dist-bench/bench/int4-kernel.js`: the page's own 4-bit matmul kernel
-// (kernels/int4.ts, WebAssembly SIMD128) on one thread, against the MatMulNBits it replaces in the page
+// `npm run build:bench && node dist-bench/bench/linear-kernel.js`: the page's own 4-bit matmul kernel
+// (kernels/linear.ts, WebAssembly SIMD128) on one thread, against the MatMulNBits it replaces in the page
 // (onnxruntime-web's WebAssembly build, here run by Node on one thread) and onnxruntime-node's native one
 // (one thread). One token through a 2048 -> 8192 layer (the 1.3B's c_fc) and through several such layers, whose
 // weights no cache holds; then a prompt chunk. Fastest of several runs each.
@@ -16,8 +16,8 @@ import { fastestOf } from './fastest-run.js';
 import {
   type BlockQuantized,
   GraphBuilder,
-  instantiateInt4Kernel,
-  int4MemoryFor,
+  instantiateLinearKernel,
+  linearKernelMemoryFor,
   MODEL_FILE,
   OrtTensor,
   quantizeBlockwise,
@@ -31,7 +31,7 @@ const BLOCKS = K / 32;
 /** What a token reads per layer: packed codes, scales and zero points. */
 const LAYER_BYTES = N * (K / 2) + N * BLOCKS * 4 + N * Math.ceil(BLOCKS / 2);
 
-const program = new Command('bench:int4-kernel')
+const program = new Command('bench:linear-kernel')
   .description("The page's int4 kernel against onnxruntime-web's and onnxruntime-node's MatMulNBits, one thread each")
   .option('--layers <n>', 'layers in the pass that exceeds the caches', '8')
   .option('--runs <n>', 'timed runs per measurement (after two warm-up runs)', '20')
@@ -50,8 +50,8 @@ interface Times {
 }
 
 async function kernelFile(): Promise<string> {
-  const wasm = path.join(CHECKOUT, 'dist', 'kernels', 'int4.wasm');
-  const sources = ['kernels/int4.ts', 'scripts/build-kernels.mjs'].map((file) => statSync(path.join(CHECKOUT, file)).mtimeMs);
+  const wasm = path.join(CHECKOUT, 'dist', 'kernels', 'linear.wasm');
+  const sources = ['kernels/linear.ts', 'scripts/build-kernels.mjs'].map((file) => statSync(path.join(CHECKOUT, file)).mtimeMs);
   if (!existsSync(wasm) || statSync(wasm).mtimeMs < Math.max(...sources)) {
     const script = pathToFileURL(path.join(CHECKOUT, 'scripts', 'build-kernels.mjs')).href;
     const { buildKernels } = (await import(script)) as typeof import('../scripts/build-kernels.mjs');
@@ -63,8 +63,8 @@ async function kernelFile(): Promise<string> {
 async function timeKernel(weights: BlockQuantized[], x: Float32Array): Promise<Times> {
   const prompt = promptRows * K;
   const bytes = weights.length * LAYER_BYTES + 4 * (prompt + promptRows * N) + 2 * prompt + promptRows * BLOCKS * 8 + 64 * 8;
-  const memory = int4MemoryFor(bytes, false);
-  const kernel = await instantiateInt4Kernel(await readFile(await kernelFile()), memory);
+  const memory = linearKernelMemoryFor(bytes, false);
+  const kernel = await instantiateLinearKernel(await readFile(await kernelFile()), memory);
   let top = kernel.heapBase();
   const alloc = (size: number) => {
     const at = top;
@@ -124,7 +124,7 @@ async function timeOrt(folders: { one: string; all: string }, open: (folder: str
   }
 }
 
-const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-int4-kernel-'));
+const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-linear-kernel-'));
 try {
   console.log(`Quantizing ${layers} random ${K} -> ${N} layers...`);
   const weights = Array.from({ length: layers }, (_, i) => quantizeBlockwise(noise(N * K, i + 1), N, K, 4, 32));

@@ -1,13 +1,13 @@
 /// <reference lib="dom" />
-// Loads the page's own 4-bit matmul kernel (kernels/int4.ts, built by scripts/build-kernels.mjs into
-// dist/kernels/int4.wasm and int4-shared.wasm) over a memory that JavaScript allocates in. Plain WebAssembly
+// Loads the page's own matmul kernels (kernels/linear.ts, built by scripts/build-kernels.mjs into
+// dist/kernels/linear.wasm and linear-shared.wasm) over a memory that JavaScript allocates in. Plain WebAssembly
 // API only, so it runs alike in Node, pages and workers.
 
 /**
  * The kernel's exports. Pointers are byte offsets into the memory it was instantiated with; every array is
  * little-endian and row-major, and the callers allocate all of them at or above heapBase().
  */
-export interface Int4Kernel {
+export interface LinearKernel {
   /** The first byte JavaScript may use: the module's static data lies below it. 16-byte aligned. */
   heapBase(): number;
   /** Bytes that quantizeActivations writes for `rows` rows of K values. */
@@ -40,31 +40,31 @@ export interface Int4Kernel {
 }
 
 const PAGE = 65536;
-/** wasm32 addresses 65536 pages; int4-shared.wasm declares that maximum, as a shared memory must declare one. */
+/** wasm32 addresses 65536 pages; linear-shared.wasm declares that maximum, as a shared memory must declare one. */
 const MAX_PAGES = 65536;
 /** Room kept below the allocations for the module's static data (a few dozen bytes). */
 const STATIC_PAGES = 1;
 
 /**
- * A memory for the kernel with `bytes` bytes free above heapBase(): shared (for int4-shared.wasm, to run on
- * several workers) or not (for int4.wasm).
+ * A memory for the kernel with `bytes` bytes free above heapBase(): shared (for linear-shared.wasm, to run on
+ * several workers) or not (for linear.wasm).
  */
-export function int4MemoryFor(bytes: number, shared: boolean): WebAssembly.Memory {
+export function linearKernelMemoryFor(bytes: number, shared: boolean): WebAssembly.Memory {
   const initial = STATIC_PAGES + Math.ceil(bytes / PAGE);
   if (!Number.isFinite(initial) || bytes < 0 || initial > MAX_PAGES) {
-    throw new RangeError(`the int4 kernel's memory holds at most ${(MAX_PAGES - STATIC_PAGES) * PAGE} bytes, asked for ${bytes}`);
+    throw new RangeError(`the linear kernel's memory holds at most ${(MAX_PAGES - STATIC_PAGES) * PAGE} bytes, asked for ${bytes}`);
   }
   return shared ? new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial });
 }
 
 /**
- * Instantiates int4.wasm over `memory` (int4-shared.wasm over a shared one). Takes the file's bytes, or the
+ * Instantiates linear.wasm over `memory` (linear-shared.wasm over a shared one). Takes the file's bytes, or the
  * module compiled from them, which workers can receive by postMessage instead of compiling it again.
  */
-export async function instantiateInt4Kernel(wasm: BufferSource | WebAssembly.Module, memory: WebAssembly.Memory): Promise<Int4Kernel> {
+export async function instantiateLinearKernel(wasm: BufferSource | WebAssembly.Module, memory: WebAssembly.Memory): Promise<LinearKernel> {
   const module = wasm instanceof WebAssembly.Module ? wasm : await WebAssembly.compile(wasm);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const exports = instance.exports as unknown as Int4Kernel;
-  if (exports.heapBase() > STATIC_PAGES * PAGE) throw new Error(`the int4 kernel's static data ends at ${exports.heapBase()}, past the page int4MemoryFor keeps for it`);
+  const exports = instance.exports as unknown as LinearKernel;
+  if (exports.heapBase() > STATIC_PAGES * PAGE) throw new Error(`the linear kernel's static data ends at ${exports.heapBase()}, past the page linearKernelMemoryFor keeps for it`);
   return exports;
 }
