@@ -37,6 +37,30 @@ export interface LinearKernel {
     nStart: number,
     nEnd: number,
   ): void;
+  /** Bytes that packInt8 writes for int8 weights [K, N]: 4 K ceil(N / 4). */
+  int8PackedBytes(K: number, N: number): number;
+  /**
+   * Repacks b (int8 [K, N] as MatMulIntegerToFloat's B is stored, the transposed nn.Linear weight) into `out`
+   * (int8PackedBytes(K, N) bytes, best 16-byte aligned), the layout matmulInt8 reads: columns in groups of four
+   * (the last padded with zero columns), each group's K / 16 chunks of 16 codes a column one after another.
+   * Once a node, at load. K must be a multiple of 16 (not checked).
+   */
+  packInt8(b: number, K: number, N: number, out: number): void;
+  /** Bytes that prepareInt8Activations writes for `rows` rows of K values: 2 rows K. */
+  int8ActivationBytes(rows: number, K: number): number;
+  /**
+   * Widens a (uint8 [rows, K], MatMulIntegerToFloat's A) to int16, the even and odd elements of each 16
+   * apart, into `out` (int8ActivationBytes(rows, K) bytes, best 16-byte aligned), as matmulInt8 reads them.
+   */
+  prepareInt8Activations(a: number, rows: number, K: number, out: number): void;
+  /**
+   * y (float32 [rows, N]) = MatMulIntegerToFloat(A, B, aScale, bScales) without zero points or bias, for the
+   * columns in [nStart, nEnd) only: y[m, n] = float(sum_k A[m, k] B[k, n]) * (aScale * bScales[n]), the sum exact
+   * in int32. a from prepareInt8Activations, packed from packInt8, bScales float32 [N]. K must be a multiple of
+   * 16 and at most 65536 (not checked); any N; 0 <= nStart <= nEnd <= N. A split of the columns over calls gives
+   * the same bits as one call.
+   */
+  matmulInt8(y: number, a: number, rows: number, K: number, packed: number, aScale: number, bScales: number, N: number, nStart: number, nEnd: number): void;
 }
 
 const PAGE = 65536;
