@@ -6,8 +6,8 @@
 // the whole package would add to the start-up time and peak RSS they report.
 export { startDemoServer } from '../src/cli/demo.js';
 export { CAUSAL_LM_VARIANT, checkpointParameters, type Float32Kernel, LINEAR_BYTES_PER_PARAMETER, prepareOnnxModel } from '../src/convert/index.js';
-export { type BlockQuantized, quantizeBlockwise } from '../src/convert/quantize.js';
-export { instantiateInt4Kernel, int4MemoryFor } from '../src/browser/kernels/int4.js';
+export { type BlockQuantized, type ChannelQuantized, quantizeBlockwise, quantizePerChannel } from '../src/convert/quantize.js';
+export { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from '../src/browser/kernels/linear-kernel.js';
 export { IO, loadConfig, parseConfig } from '../src/model/index.js';
 export { GraphBuilder } from '../src/onnx/graph.js';
 export { MODEL_FILE, writeOnnxModel } from '../src/onnx/write.js';

@@ -37,7 +37,7 @@ const nodeOnlyStub = {
 const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
 
 /** The project's own WebAssembly kernels (scripts/build-kernels.mjs), loaded from ./kernels/ beside the bundle. */
-const KERNEL_FILES = ['int4.wasm', 'int4-shared.wasm'];
+const KERNEL_FILES = ['linear.wasm', 'linear-shared.wasm'];
 
 export async function buildBrowser({ minify = true } = {}) {
   await mkdir(path.join(WEB_DIST, 'ort'), { recursive: true });

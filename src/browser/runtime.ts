@@ -71,8 +71,8 @@ export async function createBrowserSession(
     });
   if (ownKernel) {
     const kernel = await MatMulNBitsKernel.create(weights, threads, {
-      plain: await fetchBytes(`${KERNEL_FILES}int4.wasm`),
-      shared: threads > 1 ? await fetchBytes(`${KERNEL_FILES}int4-shared.wasm`) : new Uint8Array(),
+      plain: await fetchBytes(`${KERNEL_FILES}linear.wasm`),
+      shared: threads > 1 ? await fetchBytes(`${KERNEL_FILES}linear-shared.wasm`) : new Uint8Array(),
       startHelper: () => new Worker(KERNEL_THREAD, { type: 'module', name: 'gpt-neo 4-bit kernel' }),
     });
     const runner = await SplitRunner.open(model, (node) => node.opType === OWN_KERNEL_OP, open, kernel);

@@ -136,7 +136,7 @@ describe("the page's own 4-bit kernel", () => {
     );
     await page.close();
     expect(inPage.threads).toBe(threads);
-    expect(inPage.fetched).toContain(threads > 1 ? '/kernels/int4-shared.wasm' : '/kernels/int4.wasm');
+    expect(inPage.fetched).toContain(threads > 1 ? '/kernels/linear-shared.wasm' : '/kernels/linear.wasm');
     if (threads > 1) expect(inPage.fetched).toContain('/kernel-thread.js');
     expect(inPage.logits.length).toBe(expected.logits.data.length);
     const spread = expected.logits.data.reduce((max, value) => Math.max(max, Math.abs(value)), 0);

@@ -24,7 +24,7 @@ let wasm: Uint8Array;
 beforeAll(async () => {
   folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-int4-'));
   target = await convertAsThePageDoes(MODEL, 'q4', folder);
-  wasm = await readFile(path.join(await buildKernels(), 'int4.wasm'));
+  wasm = await readFile(path.join(await buildKernels(), 'linear.wasm'));
 });
 afterAll(async () => {
   await rm(folder, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-// The page's 4-bit matmul kernel (kernels/int4.ts) against a plain reference of MatMulNBits at accuracy_level 4,
+// The page's 4-bit matmul kernel (kernels/linear.ts) against a plain reference of MatMulNBits at accuracy_level 4,
 // against ONNX Runtime's own MatMulNBits, and against the float product of the dequantized weights.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,15 +8,15 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildKernels, KERNELS_DIST } from '../../scripts/build-kernels.mjs';
-import { instantiateInt4Kernel, type Int4Kernel, int4MemoryFor } from '../../src/browser/kernels/int4.js';
+import { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from '../../src/browser/kernels/linear-kernel.js';
 import { type BlockQuantized, dequantizeBlockwise, quantizeBlockwise } from '../../src/convert/quantize.js';
 import { GraphBuilder } from '../../src/onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../../src/onnx/write.js';
 import { OrtTensor, RuntimeSession } from '../../src/runtime/session.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SOURCES = ['kernels/int4.ts', 'scripts/build-kernels.mjs'].map((file) => path.join(ROOT, file));
-const BUILDS = ['int4.wasm', 'int4-shared.wasm'].map((file) => path.join(KERNELS_DIST, file));
+const SOURCES = ['kernels/linear.ts', 'scripts/build-kernels.mjs'].map((file) => path.join(ROOT, file));
+const BUILDS = ['linear.wasm', 'linear-shared.wasm'].map((file) => path.join(KERNELS_DIST, file));
 /**
  * Float32 rounding in the kernel against the reference's float64, relative to the sum of the magnitudes of the
  * terms the kernel adds up (about ten times |y|): the kernel stays under 1e-7 of it.
@@ -117,7 +117,7 @@ function worstError(actual: Float32Array, expected: Reference): number {
 class Heap {
   private top: number;
   constructor(
-    readonly kernel: Int4Kernel,
+    readonly kernel: LinearKernel,
     readonly memory: WebAssembly.Memory,
   ) {
     this.top = kernel.heapBase();
@@ -172,8 +172,8 @@ let plain: WebAssembly.Module;
 let shared: WebAssembly.Module;
 /** A fresh instance and heap per test (16 MiB is plenty for the largest case). */
 async function freshHeap(): Promise<Heap> {
-  const memory = int4MemoryFor(16 << 20, false);
-  return new Heap(await instantiateInt4Kernel(plain, memory), memory);
+  const memory = linearKernelMemoryFor(16 << 20, false);
+  return new Heap(await instantiateLinearKernel(plain, memory), memory);
 }
 
 beforeAll(async () => {
@@ -302,14 +302,14 @@ describe('int4 kernel against other computations of the same product', () => {
   });
 });
 
-describe('int4-shared.wasm', () => {
+describe('linear-shared.wasm', () => {
   it('runs on two worker threads over one shared memory, each on half of the columns, as the plain build does alone', async () => {
     const [rows, K, N] = [3, 2048, 101];
     const p = problem(rows, K, N, true, 17);
     const expected = runKernel(await freshHeap(), p);
 
-    const memory = int4MemoryFor(16 << 20, true);
-    const heap = new Heap(await instantiateInt4Kernel(shared, memory), memory);
+    const memory = linearKernelMemoryFor(16 << 20, true);
+    const heap = new Heap(await instantiateLinearKernel(shared, memory), memory);
     expect(memory.buffer).toBeInstanceOf(SharedArrayBuffer);
     const { kernel } = heap;
     const xq = heap.alloc(kernel.quantizedActivationBytes(rows, K));

@@ -1,5 +1,5 @@
 /// <reference lib="webworker" />
-import { instantiateInt4Kernel } from './int4.js';
+import { instantiateLinearKernel } from './linear-kernel.js';
 import { argumentsWord, doneWord, GENERATION, type HelperStart, type ProductArguments, STOP } from './threads.js';
 
 /** Spins before sleeping: the next job of a step usually follows within microseconds. */
@@ -7,7 +7,7 @@ const SPINS_BEFORE_SLEEP = 1 << 16;
 
 self.onmessage = async ({ data }: MessageEvent<HelperStart>) => {
   const { wasm, memory, control, helpers, index } = data;
-  const kernel = await instantiateInt4Kernel(wasm, memory);
+  const kernel = await instantiateLinearKernel(wasm, memory);
   const words = new Int32Array(memory.buffer, control);
   const args = argumentsWord(helpers, index);
   const done = doneWord(index);

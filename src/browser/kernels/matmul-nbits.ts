@@ -3,7 +3,7 @@ import type { CutNode } from '../../onnx/split.js';
 import { externalDataOf } from '../../onnx/write.js';
 import type { CutNodeKernel, CutNodeRunner } from '../../runtime/split-runner.js';
 import { OrtTensor } from '../../runtime/tensor.js';
-import { type Int4Kernel, instantiateInt4Kernel, int4MemoryFor } from './int4.js';
+import { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from './linear-kernel.js';
 import {
   argumentsWord,
   controlBlockWords,
@@ -15,7 +15,7 @@ import {
 } from './threads.js';
 
 /** The kernel's WebAssembly builds: one over plain memory, one over shared memory for threads. */
-export interface Int4KernelBuilds {
+export interface LinearKernelBuilds {
   plain: Uint8Array;
   shared: Uint8Array;
   /** Starts a helper thread (a module Worker running helper-thread.ts). */
@@ -49,7 +49,7 @@ export class MatMulNBitsKernel implements CutNodeKernel {
   private control = 0;
 
   private constructor(
-    private readonly kernel: Int4Kernel,
+    private readonly kernel: LinearKernel,
     private readonly memory: WebAssembly.Memory,
     private readonly weights: Uint8Array,
     private readonly threads: number,
@@ -58,11 +58,11 @@ export class MatMulNBitsKernel implements CutNodeKernel {
   }
 
   /** `threads` above 1 needs shared memory (a cross-origin isolated page). */
-  static async create(weights: Uint8Array, threads: number, builds: Int4KernelBuilds): Promise<MatMulNBitsKernel> {
+  static async create(weights: Uint8Array, threads: number, builds: LinearKernelBuilds): Promise<MatMulNBitsKernel> {
     const shared = threads > 1;
-    const memory = int4MemoryFor(PAGE, shared);
+    const memory = linearKernelMemoryFor(PAGE, shared);
     const wasm = shared ? builds.shared : builds.plain;
-    const kernel = new MatMulNBitsKernel(await instantiateInt4Kernel(wasm, memory), memory, weights, threads);
+    const kernel = new MatMulNBitsKernel(await instantiateLinearKernel(wasm, memory), memory, weights, threads);
     if (shared) await kernel.startHelpers(wasm, builds.startHelper);
     return kernel;
   }
