@@ -3,7 +3,7 @@ import onnxProto from 'onnx-proto';
 import type { InferenceRunner } from '../runtime/tensor.js';
 import { SplitRunner } from '../runtime/split-runner.js';
 import { WEIGHTS_FILE } from '../onnx/write.js';
-import { MatMulNBitsKernel } from './kernels/matmul-nbits.js';
+import { KERNEL_OPS, QuantizedProducts } from './kernels/products.js';
 
 /** Where the model runs: WebAssembly on the CPU, or WebGPU where the browser has it ('auto' picks WebGPU then). */
 export type BrowserDevice = 'wasm' | 'webgpu' | 'auto';
@@ -55,9 +55,9 @@ export async function createBrowserSession(
   const threads = isolated ? (options.threads ?? defaultThreads(cores, weights.byteLength)) : 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${options.threads}`);
   const ort = await onnxRuntimeFor(device);
-  const ownKernel = device === 'wasm' && hasNode(model, OWN_KERNEL_OP);
+  const ownKernel = device === 'wasm' && hasKernelOp(model);
   ort.env.wasm.wasmPaths = ORT_FILES;
-  // With the 4-bit kernel, the products (nearly all of a step) run on its threads; what ONNX Runtime runs
+  // With the page's own kernel, the products (nearly all of a step) run on its threads; what ONNX Runtime runs
   // between them is small, and its pool's threads would only spin beside the kernel's.
   ort.env.wasm.numThreads = ownKernel ? 1 : threads;
   ort.env.logLevel = 'error';
@@ -70,12 +70,12 @@ export async function createBrowserSession(
       logSeverityLevel: 3,
     });
   if (ownKernel) {
-    const kernel = await MatMulNBitsKernel.create(weights, threads, {
+    const kernel = await QuantizedProducts.create(weights, threads, {
       plain: await fetchBytes(`${KERNEL_FILES}linear.wasm`),
       shared: threads > 1 ? await fetchBytes(`${KERNEL_FILES}linear-shared.wasm`) : new Uint8Array(),
-      startHelper: () => new Worker(KERNEL_THREAD, { type: 'module', name: 'gpt-neo 4-bit kernel' }),
+      startHelper: () => new Worker(KERNEL_THREAD, { type: 'module', name: 'gpt-neo kernel' }),
     });
-    const runner = await SplitRunner.open(model, (node) => node.opType === OWN_KERNEL_OP, open, kernel);
+    const runner = await SplitRunner.open(model, (node) => KERNEL_OPS.has(node.opType ?? ''), open, kernel);
     return { runner, device, threads };
   }
   const session = await open(model);
@@ -86,19 +86,14 @@ export async function createBrowserSession(
   };
 }
 
-/**
- * The op the page runs with the project's own WebAssembly kernel instead of onnxruntime-web's (4-bit products:
- * 0.3 GB/s there, see docs/browser.md); the graph is split around these nodes.
- */
-const OWN_KERNEL_OP = 'MatMulNBits';
-
-function hasNode(model: Uint8Array, opType: string): boolean {
-  return onnxProto.onnx.ModelProto.decode(model).graph?.node?.some((node) => node.opType === opType) ?? false;
+/** Whether the graph has products the page runs on its own kernel (q4's and q8's), splitting the graph around them. */
+function hasKernelOp(model: Uint8Array): boolean {
+  return onnxProto.onnx.ModelProto.decode(model).graph?.node?.some((node) => KERNEL_OPS.has(node.opType ?? '')) ?? false;
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
   const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} (the 4-bit kernel's WebAssembly)`);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} (the page's kernel for quantized products)`);
   return new Uint8Array(await response.arrayBuffer());
 }
 

@@ -16,6 +16,8 @@ export interface CutNodeRunner {
 /** What runs the nodes the graph was cut at. */
 export interface CutNodeKernel {
   prepare(node: CutNode): Promise<CutNodeRunner> | CutNodeRunner;
+  /** Every node is prepared: what was held only for preparing them (e.g. the weights file) can go. */
+  prepared?(): void;
   release?(): Promise<void> | void;
 }
 
@@ -66,6 +68,7 @@ export class SplitRunner implements InferenceRunner {
       await releaseAll();
       throw error;
     }
+    kernel.prepared?.();
     const lastReader = new Map<string, number>();
     pieces.forEach((piece, index) => {
       for (const input of piece.inputs) lastReader.set(input, index);

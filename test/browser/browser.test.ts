@@ -113,26 +113,30 @@ describe('generation in the page', () => {
   });
 });
 
-describe("the page's own 4-bit kernel", () => {
-  it.each([1, 2])('runs q4 on %i thread(s): the logits and greedy tokens of Node, where ONNX Runtime multiplies', async (threads) => {
+describe("the page's own kernel for quantized products", () => {
+  it.each([
+    ['q4', 1],
+    ['q4', 2],
+    ['q8', 2],
+  ] as const)('runs %s on %i thread(s): the logits and greedy tokens of Node, where ONNX Runtime multiplies', async (dtype, threads) => {
     const input_ids = [[464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]];
-    const node = await pipeline('text-generation', fixture('tiny-trained'), { dtype: 'q4', progress: false });
+    const node = await pipeline('text-generation', fixture('tiny-trained'), { dtype, progress: false });
     const expected = await node.model.forward({ input_ids });
     const nodeIds = (await node.model.generate({ input_ids: [input_ids[0]!.slice(0, 3)], max_new_tokens: 16 }))[0]!;
     await node.dispose();
 
     const page = await harness.libraryPage();
     const inPage = await page.evaluate(
-      async ({ input_ids, threads }) => {
+      async ({ input_ids, threads, dtype }) => {
         const lib = (window as any).gptNeo;
-        const loaded = await lib.loadBrowserModel({ url: '/fixtures/tiny-trained/' }, { dtype: 'q4', device: 'wasm', threads });
+        const loaded = await lib.loadBrowserModel({ url: '/fixtures/tiny-trained/' }, { dtype, device: 'wasm', threads });
         const { logits } = await loaded.model.forward({ input_ids });
         const ids = (await loaded.model.generate({ input_ids: [input_ids[0].slice(0, 3)], max_new_tokens: 16 }))[0];
         await loaded.model.dispose();
         const fetched = performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname);
         return { logits: Array.from(logits.data as Float32Array), ids, threads: loaded.threads, fetched };
       },
-      { input_ids, threads },
+      { input_ids, threads, dtype },
     );
     await page.close();
     expect(inPage.threads).toBe(threads);

@@ -1,6 +1,6 @@
 /// <reference lib="webworker" />
 import { instantiateLinearKernel } from './linear-kernel.js';
-import { argumentsWord, doneWord, GENERATION, type HelperStart, type ProductArguments, STOP } from './threads.js';
+import { doneWord, GENERATION, type HelperStart, JOB_LENGTH, jobWord, runColumns, STOP } from './threads.js';
 
 /** Spins before sleeping: the next job of a step usually follows within microseconds. */
 const SPINS_BEFORE_SLEEP = 1 << 16;
@@ -9,7 +9,7 @@ self.onmessage = async ({ data }: MessageEvent<HelperStart>) => {
   const { wasm, memory, control, helpers, index } = data;
   const kernel = await instantiateLinearKernel(wasm, memory);
   const words = new Int32Array(memory.buffer, control);
-  const args = argumentsWord(helpers, index);
+  const job = jobWord(helpers, index);
   const done = doneWord(index);
   postMessage('ready');
   let seen = Atomics.load(words, GENERATION);
@@ -23,8 +23,7 @@ self.onmessage = async ({ data }: MessageEvent<HelperStart>) => {
     }
     if (Atomics.load(words, STOP) !== 0) return close();
     seen = Atomics.load(words, GENERATION);
-    const [y, activations, rows, K, codes, scales, zeroPoints, bias, N, nStart, nEnd] = Array.from(words.subarray(args, args + 11)) as ProductArguments;
-    if (nEnd > nStart) kernel.matmulInt4(y, activations, rows, K, codes, scales, zeroPoints, bias, N, nStart, nEnd);
+    runColumns(kernel, words.subarray(job, job + JOB_LENGTH), words[job + JOB_LENGTH]!, words[job + JOB_LENGTH + 1]!);
     Atomics.store(words, done, seen);
   }
 };
