@@ -1,22 +1,15 @@
 // The page's 4-bit matmul kernel (kernels/linear.ts) against a plain reference of MatMulNBits at accuracy_level 4,
 // against ONNX Runtime's own MatMulNBits, and against the float product of the dequantized weights.
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildKernels, KERNELS_DIST } from '../../scripts/build-kernels.mjs';
-import { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from '../../src/browser/kernels/linear-kernel.js';
+import { compiledKernels, expectColumnSplitsAgree, Heap, randomWords, runOnWorkers } from './kernel-heap.js';
 import { type BlockQuantized, dequantizeBlockwise, quantizeBlockwise } from '../../src/convert/quantize.js';
 import { GraphBuilder } from '../../src/onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../../src/onnx/write.js';
 import { OrtTensor, RuntimeSession } from '../../src/runtime/session.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SOURCES = ['kernels/linear.ts', 'scripts/build-kernels.mjs'].map((file) => path.join(ROOT, file));
-const BUILDS = ['linear.wasm', 'linear-shared.wasm'].map((file) => path.join(KERNELS_DIST, file));
 /**
  * Float32 rounding in the kernel against the reference's float64, relative to the sum of the magnitudes of the
  * terms the kernel adds up (about ten times |y|): the kernel stays under 1e-7 of it.
@@ -25,11 +18,7 @@ const TOLERANCE = 1e-6;
 
 /** A fixed pseudo-random sequence in [-1, 1), so a failure reproduces. */
 function values(count: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  return Float32Array.from({ length: count }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return (state / 2 ** 32) * 2 - 1;
-  });
+  return Float32Array.from(randomWords(count, seed), (word) => (word / 2 ** 32) * 2 - 1);
 }
 
 /** Weights like a trained layer's: most small, a few large, some blocks all zero. */
@@ -114,27 +103,6 @@ function worstError(actual: Float32Array, expected: Reference): number {
 }
 
 /** Bump allocation in the kernel's memory, 64-byte aligned. */
-class Heap {
-  private top: number;
-  constructor(
-    readonly kernel: LinearKernel,
-    readonly memory: WebAssembly.Memory,
-  ) {
-    this.top = kernel.heapBase();
-  }
-  alloc(bytes: number): number {
-    const at = this.top;
-    this.top = (at + bytes + 63) & ~63;
-    if (this.top > this.memory.buffer.byteLength) throw new Error('test heap exhausted');
-    return at;
-  }
-  put(array: Float32Array | Uint8Array): number {
-    const at = this.alloc(array.byteLength);
-    new Uint8Array(this.memory.buffer, at, array.byteLength).set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
-    return at;
-  }
-}
-
 interface Problem {
   rows: number;
   K: number;
@@ -162,24 +130,13 @@ function runKernel(heap: Heap, { rows, K, N, x, q, bias }: Problem, ranges: Arra
   return new Float32Array(heap.memory.buffer, y, rows * N).slice();
 }
 
-function isFresh(): boolean {
-  if (!BUILDS.every((file) => existsSync(file))) return false;
-  const built = Math.min(...BUILDS.map((file) => statSync(file).mtimeMs));
-  return SOURCES.every((file) => statSync(file).mtimeMs <= built);
-}
-
 let plain: WebAssembly.Module;
 let shared: WebAssembly.Module;
 /** A fresh instance and heap per test (16 MiB is plenty for the largest case). */
-async function freshHeap(): Promise<Heap> {
-  const memory = linearKernelMemoryFor(16 << 20, false);
-  return new Heap(await instantiateLinearKernel(plain, memory), memory);
-}
+const freshHeap = () => Heap.over(plain, 16 << 20);
 
 beforeAll(async () => {
-  if (!isFresh()) await buildKernels();
-  plain = await WebAssembly.compile(readFileSync(BUILDS[0]!));
-  shared = await WebAssembly.compile(readFileSync(BUILDS[1]!));
+  ({ plain, shared } = await compiledKernels());
 });
 
 describe('int4 kernel against the reference semantics', () => {
@@ -209,16 +166,7 @@ describe('int4 kernel against the reference semantics', () => {
     ] as const) {
       const p = problem(rows, 2048, N, true, rows + N);
       const heap = await freshHeap();
-      const whole = runKernel(heap, p);
-      for (const split of [1, 17, N >> 1, N - 1]) {
-        expect(runKernel(heap, p, [
-          [split, N],
-          [0, split],
-        ])).toEqual(whole);
-      }
-      // A range leaves the other columns alone.
-      const part = runKernel(heap, p, [[5, 9]]);
-      for (let i = 0; i < part.length; i++) if (i % N < 5 || i % N >= 9) expect(part[i]).toBe(0);
+      expectColumnSplitsAgree((ranges) => runKernel(heap, p, ranges), N, [1, 17, N >> 1, N - 1]);
     }
   });
 
@@ -308,36 +256,18 @@ describe('linear-shared.wasm', () => {
     const p = problem(rows, K, N, true, 17);
     const expected = runKernel(await freshHeap(), p);
 
-    const memory = linearKernelMemoryFor(16 << 20, true);
-    const heap = new Heap(await instantiateLinearKernel(shared, memory), memory);
-    expect(memory.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const heap = await Heap.over(shared, 16 << 20, true);
+    expect(heap.memory.buffer).toBeInstanceOf(SharedArrayBuffer);
     const { kernel } = heap;
     const xq = heap.alloc(kernel.quantizedActivationBytes(rows, K));
     const y = heap.alloc(rows * N * 4);
     kernel.quantizeActivations(heap.put(p.x), rows, K, xq);
     const args = [y, xq, rows, K, heap.put(p.q.codes), heap.put(p.q.scales), heap.put(p.q.zeroPoints), heap.put(p.bias!), N];
-    // Each worker instantiates the module over the same memory, as a page's workers would.
-    const source = `
-      const { parentPort, workerData } = require('node:worker_threads');
-      const { module, memory, args, start, end } = workerData;
-      WebAssembly.instantiate(module, { env: { memory } }).then((instance) => {
-        instance.exports.matmulInt4(...args, start, end);
-        parentPort.postMessage('done');
-      });`;
     const half = N >> 1;
-    await Promise.all(
-      [
-        [0, half],
-        [half, N],
-      ].map(
-        ([start, end]) =>
-          new Promise<void>((resolve, reject) => {
-            const worker = new Worker(source, { eval: true, workerData: { module: shared, memory, args, start, end } });
-            worker.once('message', () => void worker.terminate().then(() => resolve()));
-            worker.once('error', reject);
-          }),
-      ),
-    );
-    expect(new Float32Array(memory.buffer, y, rows * N).slice()).toEqual(expected);
+    await runOnWorkers(shared, heap, 'matmulInt4', args, [
+      [0, half],
+      [half, N],
+    ]);
+    expect(new Float32Array(heap.memory.buffer, y, rows * N).slice()).toEqual(expected);
   });
 });

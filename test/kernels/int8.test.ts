@@ -1,33 +1,17 @@
 // The page's int8 matmul kernel (kernels/linear.ts, matmulInt8) against a plain reference of the
 // MatMulIntegerToFloat that q8 graphs hold (uint8 A, int8 B, scalar A scale, B scales per column, no zero points),
 // and against ONNX Runtime's own MatMulIntegerToFloat.
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildKernels, KERNELS_DIST } from '../../scripts/build-kernels.mjs';
-import { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from '../../src/browser/kernels/linear-kernel.js';
+import { compiledKernels, expectColumnSplitsAgree, Heap, randomWords, runOnWorkers } from './kernel-heap.js';
 import { GraphBuilder } from '../../src/onnx/graph.js';
 import { MODEL_FILE, writeOnnxModel } from '../../src/onnx/write.js';
 import { OrtTensor, RuntimeSession } from '../../src/runtime/session.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SOURCES = ['kernels/linear.ts', 'scripts/build-kernels.mjs'].map((file) => path.join(ROOT, file));
-const BUILDS = ['linear.wasm', 'linear-shared.wasm'].map((file) => path.join(KERNELS_DIST, file));
 /** The integer sum is exact; what is left is two float32 roundings (the sum, then the product), under 1.2e-7 each. */
 const TOLERANCE = 1e-6;
-
-/** A fixed pseudo-random sequence of 32-bit words, so a failure reproduces. */
-function words(count: number, seed: number): Uint32Array {
-  let state = seed >>> 0;
-  return Uint32Array.from({ length: count }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state;
-  });
-}
 
 interface Problem {
   rows: number;
@@ -47,8 +31,8 @@ interface Problem {
  * of int8 (the q8 converter writes -127..127, but the op takes any), with a column of -128s and one of 127s.
  */
 function problem(rows: number, K: number, N: number, seed: number, aScale = 1): Problem {
-  const a = Uint8Array.from(words(rows * K, seed), (w) => w >>> 24);
-  const b = Int8Array.from(words(K * N, seed + 1), (w) => (w >>> 24) - 128);
+  const a = Uint8Array.from(randomWords(rows * K, seed), (w) => w >>> 24);
+  const b = Int8Array.from(randomWords(K * N, seed + 1), (w) => (w >>> 24) - 128);
   if (rows > 2) {
     a.fill(0, 0, K);
     a.fill(255, K, 2 * K);
@@ -57,7 +41,7 @@ function problem(rows: number, K: number, N: number, seed: number, aScale = 1): 
     b[k * N + (N >> 1)] = -128;
     b[k * N + N - 1] = 127;
   }
-  const bScales = Float32Array.from(words(N, seed + 2), (w) => (w / 2 ** 32 + 0.01) * 0.02);
+  const bScales = Float32Array.from(randomWords(N, seed + 2), (w) => (w / 2 ** 32 + 0.01) * 0.02);
   return { rows, K, N, a, b, aScale, bScales };
 }
 
@@ -94,28 +78,6 @@ function worstError(actual: Float32Array, exact: Float64Array): number {
 }
 
 /** Bump allocation in the kernel's memory, 64-byte aligned unless `misalign` moves each block off by that much. */
-class Heap {
-  private top: number;
-  constructor(
-    readonly kernel: LinearKernel,
-    readonly memory: WebAssembly.Memory,
-    private readonly misalign = 0,
-  ) {
-    this.top = kernel.heapBase();
-  }
-  alloc(bytes: number): number {
-    const at = this.top + this.misalign;
-    this.top = (at + bytes + 63) & ~63;
-    if (this.top > this.memory.buffer.byteLength) throw new Error('test heap exhausted');
-    return at;
-  }
-  put(array: Float32Array | Uint8Array | Int8Array): number {
-    const at = this.alloc(array.byteLength);
-    new Uint8Array(this.memory.buffer, at, array.byteLength).set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
-    return at;
-  }
-}
-
 /** Where a problem's operands sit in the kernel's memory, packed and prepared. */
 interface Placed {
   y: number;
@@ -140,24 +102,13 @@ function runKernel(heap: Heap, p: Problem, ranges: Array<[number, number]> = [[0
   return new Float32Array(new Uint8Array(heap.memory.buffer, y, p.rows * p.N * 4).slice().buffer);
 }
 
-function isFresh(): boolean {
-  if (!BUILDS.every((file) => existsSync(file))) return false;
-  const built = Math.min(...BUILDS.map((file) => statSync(file).mtimeMs));
-  return SOURCES.every((file) => statSync(file).mtimeMs <= built);
-}
-
 let plain: WebAssembly.Module;
 let shared: WebAssembly.Module;
 /** A fresh instance and heap per test (64 MiB holds the largest case with its unpacked copy). */
-async function freshHeap(misalign = 0): Promise<Heap> {
-  const memory = linearKernelMemoryFor(64 << 20, false);
-  return new Heap(await instantiateLinearKernel(plain, memory), memory, misalign);
-}
+const freshHeap = (misalign = 0) => Heap.over(plain, 64 << 20, false, misalign);
 
 beforeAll(async () => {
-  if (!isFresh()) await buildKernels();
-  plain = await WebAssembly.compile(readFileSync(BUILDS[0]!));
-  shared = await WebAssembly.compile(readFileSync(BUILDS[1]!));
+  ({ plain, shared } = await compiledKernels());
 });
 
 describe('int8 kernel against the reference semantics', () => {
@@ -202,16 +153,7 @@ describe('int8 kernel against the reference semantics', () => {
     ] as const) {
       const p = problem(rows, 2048, N, rows + N);
       const heap = await freshHeap();
-      const whole = runKernel(heap, p);
-      for (const split of [1, 2, 17, N >> 1, N - 1]) {
-        expect(runKernel(heap, p, [
-          [split, N],
-          [0, split],
-        ])).toEqual(whole);
-      }
-      // A range leaves the other columns alone.
-      const part = runKernel(heap, p, [[5, 9]]);
-      for (let i = 0; i < part.length; i++) if (i % N < 5 || i % N >= 9) expect(part[i]).toBe(0);
+      expectColumnSplitsAgree((ranges) => runKernel(heap, p, ranges), N, [1, 2, 17, N >> 1, N - 1]);
     }
   });
 
@@ -263,33 +205,14 @@ describe('linear-shared.wasm, int8', () => {
     const p = problem(rows, K, N, 17);
     const expected = runKernel(await freshHeap(), p);
 
-    const memory = linearKernelMemoryFor(16 << 20, true);
-    const heap = new Heap(await instantiateLinearKernel(shared, memory), memory);
-    expect(memory.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const heap = await Heap.over(shared, 16 << 20, true);
+    expect(heap.memory.buffer).toBeInstanceOf(SharedArrayBuffer);
     const { y, args } = place(heap, p);
-    // Each worker instantiates the module over the same memory, as a page's workers would. The split is not at a
-    // multiple of four, so the two share a group of columns.
-    const source = `
-      const { parentPort, workerData } = require('node:worker_threads');
-      const { module, memory, y, args, start, end } = workerData;
-      WebAssembly.instantiate(module, { env: { memory } }).then((instance) => {
-        instance.exports.matmulInt8(y, ...args, start, end);
-        parentPort.postMessage('done');
-      });`;
-    const split = 49;
-    await Promise.all(
-      [
-        [0, split],
-        [split, N],
-      ].map(
-        ([start, end]) =>
-          new Promise<void>((resolve, reject) => {
-            const worker = new Worker(source, { eval: true, workerData: { module: shared, memory, y, args, start, end } });
-            worker.once('message', () => void worker.terminate().then(() => resolve()));
-            worker.once('error', reject);
-          }),
-      ),
-    );
-    expect(new Float32Array(memory.buffer, y, rows * N).slice()).toEqual(expected);
+    // The split is not at a multiple of four, so the two workers share a group of columns.
+    await runOnWorkers(shared, heap, 'matmulInt8', [y, ...args], [
+      [0, 49],
+      [49, N],
+    ]);
+    expect(new Float32Array(heap.memory.buffer, y, rows * N).slice()).toEqual(expected);
   });
 });
