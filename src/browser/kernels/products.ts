@@ -101,7 +101,16 @@ export class QuantizedProducts implements CutNodeKernel {
     const offset = align(this.end);
     this.end = offset + bytes;
     const missing = this.end - this.memory.buffer.byteLength;
-    if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
+    if (missing > 0) {
+      try {
+        this.memory.grow(Math.ceil(missing / PAGE));
+      } catch {
+        throw new Error(
+          `the page's kernel for quantized products needs ${(this.end / 1e9).toFixed(2)} GB of WebAssembly memory, more than ` +
+            `the browser gives one module (wasm32 addresses 4.29 GB); use a smaller model or dtype 'q4'`,
+        );
+      }
+    }
     return offset;
   }
 
