@@ -1,4 +1,4 @@
-// `npm run build:bench && node dist-bench/bench/linear-kernel.js`: the page's own matmul kernels
+// `npm run bench:linear-kernel`: the page's own matmul kernels
 // (kernels/linear.ts, WebAssembly SIMD128) on one thread, against the ops they replace in the page
 // (onnxruntime-web's WebAssembly build, here run by Node on one thread) and onnxruntime-node's native ones (one
 // thread): the 4-bit product against MatMulNBits, the int8 one against MatMulIntegerToFloat. One token through a
