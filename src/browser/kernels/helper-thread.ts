@@ -1,16 +1,14 @@
 /// <reference lib="webworker" />
 import { instantiateLinearKernel } from './linear-kernel.js';
-import { doneWord, GENERATION, type HelperStart, JOB_LENGTH, jobWord, runColumns, STOP } from './threads.js';
+import { CONTROL_WORDS, GENERATION, type HelperStart, runChunks, STOP } from './threads.js';
 
-/** Spins before sleeping: the next job of a step usually follows within microseconds. */
+/** Spins before sleeping: the next product of a step usually follows within microseconds. */
 const SPINS_BEFORE_SLEEP = 1 << 16;
 
 self.onmessage = async ({ data }: MessageEvent<HelperStart>) => {
-  const { wasm, memory, control, helpers, index } = data;
+  const { wasm, memory, control } = data;
   const kernel = await instantiateLinearKernel(wasm, memory);
-  const words = new Int32Array(memory.buffer, control);
-  const job = jobWord(helpers, index);
-  const done = doneWord(index);
+  const words = new Int32Array(memory.buffer, control, CONTROL_WORDS);
   postMessage('ready');
   let seen = Atomics.load(words, GENERATION);
   for (;;) {
@@ -23,7 +21,6 @@ self.onmessage = async ({ data }: MessageEvent<HelperStart>) => {
     }
     if (Atomics.load(words, STOP) !== 0) return close();
     seen = Atomics.load(words, GENERATION);
-    runColumns(kernel, words.subarray(job, job + JOB_LENGTH), words[job + JOB_LENGTH]!, words[job + JOB_LENGTH + 1]!);
-    Atomics.store(words, done, seen);
+    runChunks(kernel, words, seen);
   }
 };

@@ -4,19 +4,7 @@ import { externalDataOf } from '../../onnx/write.js';
 import type { CutNodeKernel, CutNodeRunner } from '../../runtime/split-runner.js';
 import { OrtTensor } from '../../runtime/tensor.js';
 import { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from './linear-kernel.js';
-import {
-  controlBlockWords,
-  doneWord,
-  floatBits,
-  GENERATION,
-  type HelperStart,
-  INT4_PRODUCT,
-  INT8_PRODUCT,
-  type ProductJob,
-  jobWord,
-  runColumns,
-  STOP,
-} from './threads.js';
+import { CONTROL_WORDS, floatBits, GENERATION, type HelperStart, INT4_PRODUCT, INT8_PRODUCT, type ProductJob, runProduct, STOP } from './threads.js';
 
 /** The kernel's WebAssembly builds: one over plain memory, one over shared memory for threads. */
 export interface LinearKernelBuilds {
@@ -55,7 +43,8 @@ interface PlacedProduct {
 export class QuantizedProducts implements CutNodeKernel {
   private end: number;
   private readonly helpers: Worker[] = [];
-  private control = 0;
+  /** The threads' control block (threads.ts), when there are helpers. */
+  private control: Int32Array | undefined;
 
   private constructor(
     private readonly kernel: LinearKernel,
@@ -78,10 +67,10 @@ export class QuantizedProducts implements CutNodeKernel {
   }
 
   private async startHelpers(wasm: Uint8Array, startHelper: () => Worker): Promise<void> {
-    const helpers = this.threads - 1;
-    this.control = this.allocate(controlBlockWords(helpers) * 4);
+    const control = this.allocate(CONTROL_WORDS * 4);
+    this.control = new Int32Array(this.memory.buffer, control, CONTROL_WORDS);
     const started = [];
-    for (let index = 0; index < helpers; index++) {
+    for (let index = 1; index < this.threads; index++) {
       const helper = startHelper();
       this.helpers.push(helper);
       started.push(
@@ -90,7 +79,7 @@ export class QuantizedProducts implements CutNodeKernel {
           helper.onerror = (event) => reject(new Error(`the kernel's helper thread failed: ${event.message}`));
         }),
       );
-      const start: HelperStart = { wasm, memory: this.memory, control: this.control, helpers, index };
+      const start: HelperStart = { wasm, memory: this.memory, control };
       helper.postMessage(start);
     }
     await Promise.all(started);
@@ -213,7 +202,7 @@ export class QuantizedProducts implements CutNodeKernel {
     else this.kernel.prepareInt8Activations(input, rows, K, activations);
     const job = [...product.job] as ProductJob;
     [job[1], job[2], job[3]] = [y, activations, rows];
-    this.run(job, N);
+    runProduct(this.kernel, this.control, job, this.threads);
     // A copy in plain memory: the runtime's tensors must not alias the kernel's (possibly shared) scratch.
     const out = new Float32Array(rows * N);
     out.set(new Float32Array(this.memory.buffer, y, rows * N));
@@ -221,26 +210,10 @@ export class QuantizedProducts implements CutNodeKernel {
     return new OrtTensor('float32', out, outDims);
   }
 
-  /** The columns split over the threads in multiples of 4 (the kernel's column group); the caller takes the first share. */
-  private run(job: ProductJob, N: number): void {
-    const helpers = this.helpers.length;
-    if (helpers === 0) return runColumns(this.kernel, job, 0, N);
-    const share = Math.ceil(N / this.threads / 4) * 4;
-    const words = new Int32Array(this.memory.buffer, this.control);
-    for (let helper = 0; helper < helpers; helper++) {
-      words.set([...job, Math.min(N, share * (helper + 1)), Math.min(N, share * (helper + 2))], jobWord(helpers, helper));
-    }
-    const generation = Atomics.add(words, GENERATION, 1) + 1;
-    Atomics.notify(words, GENERATION);
-    runColumns(this.kernel, job, 0, Math.min(N, share));
-    for (let helper = 0; helper < helpers; helper++) while (Atomics.load(words, doneWord(helper)) !== generation);
-  }
-
   release(): void {
-    if (this.helpers.length === 0) return;
-    const words = new Int32Array(this.memory.buffer, this.control);
-    Atomics.store(words, STOP, 1);
-    Atomics.notify(words, GENERATION);
+    if (!this.control) return;
+    Atomics.store(this.control, STOP, 1);
+    Atomics.notify(this.control, GENERATION);
     for (const helper of this.helpers) helper.terminate();
   }
 }
