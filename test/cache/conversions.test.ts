@@ -115,19 +115,26 @@ describe('several processes sharing the conversion cache', () => {
     const args = ['generate', '--model', folder, '--greedy', '--max-new-tokens', '2', 'Hello'];
 
     try {
-      const victim = startCli(args, env);
       const onnxDir = path.join(conversions, 'onnx');
-      await waitFor(() => existsSync(onnxDir));
-      await new Promise<void>((resolve) => {
-        const watcher = watch(onnxDir, (_event, name) => {
-          if (name?.includes('.staging-')) {
-            victim.child.kill('SIGKILL');
-            watcher.close();
-            resolve();
-          }
+      // On a loaded machine the watcher's event can arrive after the conversion has finished; then the kill found
+      // nothing to interrupt, and the case is set up again from an empty cache (at most three times).
+      let interrupted = false;
+      for (let attempt = 0; attempt < 3 && !interrupted; attempt++) {
+        await fs.rm(conversions, { recursive: true, force: true });
+        const victim = startCli(args, env);
+        await waitFor(() => existsSync(onnxDir));
+        await new Promise<void>((resolve) => {
+          const watcher = watch(onnxDir, (_event, name) => {
+            if (name?.includes('.staging-')) {
+              victim.child.kill('SIGKILL');
+              watcher.close();
+              resolve();
+            }
+          });
         });
-      });
-      expect((await victim.finished).signal).toBe('SIGKILL');
+        expect((await victim.finished).signal).toBe('SIGKILL');
+        interrupted = readdirSync(onnxDir).some((name) => name.includes('.staging-'));
+      }
       expect(readdirSync(onnxDir).filter((name) => name.includes('.staging-'))).toHaveLength(1);
 
       const results = await Promise.all([1, 2].map(() => runCli(args, env)));
