@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
-import onnxProto from 'onnx-proto';
 import type { InferenceRunner } from '../runtime/tensor.js';
 import { SplitRunner } from '../runtime/split-runner.js';
+import { splitGraph } from '../onnx/split.js';
 import { WEIGHTS_FILE } from '../onnx/write.js';
 import { KERNEL_OPS, QuantizedProducts } from './kernels/products.js';
 
@@ -55,7 +55,9 @@ export async function createBrowserSession(
   const threads = isolated ? (options.threads ?? defaultThreads(cores, weights.byteLength)) : 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${options.threads}`);
   const ort = await onnxRuntimeFor(device);
-  const ownKernel = device === 'wasm' && hasKernelOp(model);
+  // On WebAssembly, the graph is split around the products the page runs on its own kernel (q4's and q8's).
+  const split = device === 'wasm' ? splitGraph(model, (node) => KERNEL_OPS.has(node.opType ?? '')) : undefined;
+  const ownKernel = split !== undefined && split.cuts > 0;
   ort.env.wasm.wasmPaths = ORT_FILES;
   // With the page's own kernel, the products (nearly all of a step) run on its threads; what ONNX Runtime runs
   // between them is small, and its pool's threads would only spin beside the kernel's.
@@ -70,13 +72,14 @@ export async function createBrowserSession(
       logSeverityLevel: 3,
     });
   if (ownKernel) {
-    const kernel = await QuantizedProducts.create(weights, threads, {
-      plain: await fetchBytes(`${KERNEL_FILES}linear.wasm`),
-      shared: threads > 1 ? await fetchBytes(`${KERNEL_FILES}linear-shared.wasm`) : new Uint8Array(),
-      startHelper: () => new Worker(KERNEL_THREAD, { type: 'module', name: 'gpt-neo kernel' }),
-    });
-    const runner = await SplitRunner.open(model, (node) => KERNEL_OPS.has(node.opType ?? ''), open, kernel);
-    return { runner, device, threads };
+    const startHelper = () => new Worker(KERNEL_THREAD, { type: 'module', name: 'gpt-neo kernel' });
+    const kernel = await QuantizedProducts.create(
+      weights,
+      threads > 1
+        ? { wasm: await fetchBytes(`${KERNEL_FILES}linear-shared.wasm`), threads, startHelper }
+        : { wasm: await fetchBytes(`${KERNEL_FILES}linear.wasm`), threads: 1 },
+    );
+    return { runner: await SplitRunner.open(split, open, kernel), device, threads };
   }
   const session = await open(model);
   return {
@@ -84,11 +87,6 @@ export async function createBrowserSession(
     device,
     threads,
   };
-}
-
-/** Whether the graph has products the page runs on its own kernel (q4's and q8's), splitting the graph around them. */
-function hasKernelOp(model: Uint8Array): boolean {
-  return onnxProto.onnx.ModelProto.decode(model).graph?.node?.some((node) => KERNEL_OPS.has(node.opType ?? '')) ?? false;
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {

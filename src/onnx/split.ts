@@ -3,27 +3,38 @@ import { ELEMENT_TYPE_CODES } from './graph.js';
 
 const { onnx } = onnxProto;
 
-/** A run of consecutive nodes as a model of its own, over the same external data file as the whole. */
-export interface GraphSegment {
-  kind: 'segment';
-  model: Uint8Array;
+interface PieceValues {
   /** Values it takes: the whole graph's inputs, or values earlier pieces produce. */
   inputs: string[];
+  /** Of its inputs, those no later piece reads and the whole graph does not output: free once it has run. */
+  lastReadHere: string[];
+}
+
+/** A run of consecutive nodes as a model of its own, over the same external data file as the whole. */
+export interface GraphSegment extends PieceValues {
+  kind: 'segment';
+  model: Uint8Array;
   /** Values it produces that later pieces or the whole graph's outputs use. */
   outputs: string[];
 }
 
-/** A node the graph was cut at, for the caller to run by other means. */
-export interface CutNode {
+/** A node the graph was cut at, for the caller to run by other means; `inputs` in the node's order. */
+export interface CutNode extends PieceValues {
   kind: 'node';
   node: OnnxTypes.INodeProto;
-  /** Its inputs that are values (the whole graph's inputs or other nodes' outputs), in the node's order. */
-  inputs: string[];
   /** Its inputs that are initializers, by name (their bytes in the external data file, or in the tensor). */
   initializers: Map<string, OnnxTypes.ITensorProto>;
 }
 
 export type GraphPiece = GraphSegment | CutNode;
+
+export interface SplitGraph {
+  pieces: GraphPiece[];
+  /** The whole graph's outputs. */
+  outputs: string[];
+  /** How many nodes `isCut` picked. */
+  cuts: number;
+}
 
 /**
  * Splits a model at the nodes `isCut` picks: the nodes between two cut nodes become a model of their own, the cut
@@ -32,16 +43,15 @@ export type GraphPiece = GraphSegment | CutNode;
  * graph builder stays the one description of the model. Initializers stay external data at their offsets in the
  * same weights file, and each piece's model holds only the initializers its nodes use.
  */
-export function splitGraph(
-  modelBytes: Uint8Array,
-  isCut: (node: OnnxTypes.INodeProto) => boolean,
-): { pieces: GraphPiece[]; outputs: string[] } {
+export function splitGraph(modelBytes: Uint8Array, isCut: (node: OnnxTypes.INodeProto) => boolean): SplitGraph {
   const model = onnx.ModelProto.decode(modelBytes);
   const graph = model.graph;
   if (!graph) throw new Error('splitGraph: the model has no graph');
   const initializers = new Map((graph.initializer ?? []).map((tensor) => [tensor.name!, tensor]));
   const types = elementTypes(graph, initializers);
   const graphOutputs = new Set((graph.output ?? []).map((output) => output.name!));
+  const declared = new Map([...(graph.input ?? []), ...(graph.output ?? [])].map((info) => [info.name!, info]));
+  const valueInfo = (name: string) => declared.get(name) ?? onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: types.get(name) } } });
 
   const groups: Array<OnnxTypes.INodeProto[] | OnnxTypes.INodeProto> = [];
   let run: OnnxTypes.INodeProto[] = [];
@@ -56,43 +66,42 @@ export function splitGraph(
   }
   if (run.length > 0) groups.push(run);
 
-  // Which pieces read each value, to know what each segment must hand on.
-  const lastReader = new Map<string, number>();
-  groups.forEach((group, index) => {
-    for (const node of Array.isArray(group) ? group : [group]) for (const input of node.input ?? []) if (input) lastReader.set(input, index);
+  // Each group's value inputs (in first-use order), and the last group that reads each value.
+  const groupInputs = groups.map((group) => {
+    const nodes = Array.isArray(group) ? group : [group];
+    const produced = new Set(nodes.flatMap((node) => node.output ?? []));
+    const names = nodes.flatMap((node) => node.input ?? []).filter((name) => name && !produced.has(name) && !initializers.has(name));
+    return [...new Set(names)];
   });
+  const lastReader = new Map<string, number>();
+  groupInputs.forEach((inputs, index) => inputs.forEach((name) => lastReader.set(name, index)));
+  const readBy = (index: number) => {
+    const inputs = groupInputs[index]!;
+    return { inputs, lastReadHere: inputs.filter((name) => lastReader.get(name) === index && !graphOutputs.has(name)) };
+  };
 
   const pieces = groups.map((group, index): GraphPiece => {
     if (!Array.isArray(group)) {
-      const names = (group.input ?? []).filter((name) => name);
-      const inputs = names.filter((name) => !initializers.has(name));
-      return { kind: 'node', node: group, inputs, initializers: new Map(names.flatMap((name) => (initializers.has(name) ? [[name, initializers.get(name)!]] : []))) };
+      const used = (group.input ?? []).filter((name) => initializers.has(name));
+      return { kind: 'node', node: group, ...readBy(index), initializers: new Map(used.map((name) => [name, initializers.get(name)!])) };
     }
-    const produced = new Set(group.flatMap((node) => node.output ?? []));
-    const inputs: string[] = [];
-    const used: OnnxTypes.ITensorProto[] = [];
-    const seen = new Set<string>();
-    for (const node of group) {
-      for (const input of node.input ?? []) {
-        if (!input || produced.has(input) || seen.has(input)) continue;
-        seen.add(input);
-        const initializer = initializers.get(input);
-        if (initializer) used.push(initializer);
-        else inputs.push(input);
-      }
-    }
-    const outputs = [...produced].filter((value) => graphOutputs.has(value) || (lastReader.get(value) ?? -1) > index);
-    const valueInfo = (name: string) => {
-      const declared = [...(graph.input ?? []), ...(graph.output ?? [])].find((info) => info.name === name);
-      return declared ?? onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: types.get(name) } } });
-    };
+    const produced = group.flatMap((node) => node.output ?? []);
+    const used = [...new Set(group.flatMap((node) => node.input ?? []))].filter((name) => initializers.has(name));
+    const outputs = produced.filter((value) => graphOutputs.has(value) || (lastReader.get(value) ?? -1) > index);
+    const { inputs, lastReadHere } = readBy(index);
     const segment = onnx.ModelProto.create({
       ...model,
-      graph: { name: `${graph.name}_${index}`, node: group, initializer: used, input: inputs.map(valueInfo), output: outputs.map(valueInfo) },
+      graph: {
+        name: `${graph.name}_${index}`,
+        node: group,
+        initializer: used.map((name) => initializers.get(name)!),
+        input: inputs.map(valueInfo),
+        output: outputs.map(valueInfo),
+      },
     });
-    return { kind: 'segment', model: onnx.ModelProto.encode(segment).finish(), inputs, outputs };
+    return { kind: 'segment', model: onnx.ModelProto.encode(segment).finish(), inputs, lastReadHere, outputs };
   });
-  return { pieces, outputs: [...graphOutputs] };
+  return { pieces, outputs: [...graphOutputs], cuts: pieces.filter((piece) => piece.kind === 'node').length };
 }
 
 /**

@@ -1,5 +1,4 @@
-import type { onnx as OnnxTypes } from 'onnx-proto';
-import { type CutNode, type GraphPiece, splitGraph } from '../onnx/split.js';
+import type { CutNode, GraphSegment, SplitGraph } from '../onnx/split.js';
 import type { InferenceRunner, OrtTensor } from './tensor.js';
 
 /** A session over one segment's model, as onnxruntime-node and onnxruntime-web both open them. */
@@ -21,47 +20,40 @@ export interface CutNodeKernel {
   release?(): Promise<void> | void;
 }
 
-interface PlannedPiece {
-  piece: GraphPiece;
-  runner: SegmentSession | CutNodeRunner;
-  /** Values no later piece reads. */
-  lastUse: Set<string>;
-}
+type PreparedPiece = { piece: GraphSegment; session: SegmentSession } | { piece: CutNode; runner: CutNodeRunner };
 
 /**
- * A model run as pieces: segments of the graph in ONNX Runtime sessions, and the nodes it was cut at by a
- * kernel of the caller's. Outputs of one piece feed the next; a value is dropped after the last piece that reads it.
+ * A model run as pieces (splitGraph): segments of the graph in ONNX Runtime sessions, and the nodes it was cut at
+ * by a kernel of the caller's. Outputs of one piece feed the next; a value is dropped after the last piece that reads it.
  */
 export class SplitRunner implements InferenceRunner {
   readonly zeroSizedTensors = true;
 
   private constructor(
-    private readonly pieces: PlannedPiece[],
+    private readonly pieces: PreparedPiece[],
     private readonly graphOutputs: string[],
     private readonly releaseAll: () => Promise<void>,
   ) {}
 
   static async open(
-    model: Uint8Array,
-    isCut: (node: OnnxTypes.INodeProto) => boolean,
+    split: SplitGraph,
     openSegment: (model: Uint8Array) => Promise<SegmentSession>,
     kernel: CutNodeKernel,
   ): Promise<SplitRunner> {
-    const { pieces, outputs } = splitGraph(model, isCut);
     const sessions: SegmentSession[] = [];
     const releaseAll = async () => {
       await Promise.all(sessions.map((session) => session.release()));
       await kernel.release?.();
     };
-    const runners: Array<SegmentSession | CutNodeRunner> = [];
+    const pieces: PreparedPiece[] = [];
     try {
-      for (const piece of pieces) {
+      for (const piece of split.pieces) {
         if (piece.kind === 'node') {
-          runners.push(await kernel.prepare(piece));
+          pieces.push({ piece, runner: await kernel.prepare(piece) });
         } else {
           const session = await openSegment(piece.model);
           sessions.push(session);
-          runners.push(session);
+          pieces.push({ piece, session });
         }
       }
     } catch (error) {
@@ -69,16 +61,7 @@ export class SplitRunner implements InferenceRunner {
       throw error;
     }
     kernel.prepared?.();
-    const lastReader = new Map<string, number>();
-    pieces.forEach((piece, index) => {
-      for (const input of piece.inputs) lastReader.set(input, index);
-    });
-    const planned = pieces.map((piece, index) => ({
-      piece,
-      runner: runners[index]!,
-      lastUse: new Set([...lastReader].filter(([, last]) => last === index).map(([name]) => name)),
-    }));
-    return new SplitRunner(planned, outputs, releaseAll);
+    return new SplitRunner(pieces, split.outputs, releaseAll);
   }
 
   async run(feeds: Record<string, OrtTensor>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>> {
@@ -89,16 +72,17 @@ export class SplitRunner implements InferenceRunner {
       if (!value) throw new Error(`the model's input '${name}' was not fed`);
       return value;
     };
-    for (const { piece, runner, lastUse } of this.pieces) {
+    for (const prepared of this.pieces) {
+      const { piece } = prepared;
       const inputs = Object.fromEntries(piece.inputs.map((name) => [name, take(name)]));
-      if (piece.kind === 'segment') {
-        const outputs = await (runner as SegmentSession).run(inputs);
-        for (const name of piece.outputs) values.set(name, outputs[name]!);
+      if ('session' in prepared) {
+        const outputs = await prepared.session.run(inputs);
+        for (const name of prepared.piece.outputs) values.set(name, outputs[name]!);
       } else {
-        const outputs = await (runner as CutNodeRunner).run(inputs);
-        (piece.node.output ?? []).forEach((name, i) => values.set(name, outputs[i]!));
+        const outputs = await prepared.runner.run(inputs);
+        (prepared.piece.node.output ?? []).forEach((name, i) => values.set(name, outputs[i]!));
       }
-      for (const name of lastUse) if (!wanted.has(name)) values.delete(name);
+      for (const name of piece.lastReadHere) values.delete(name);
     }
     return Object.fromEntries([...wanted].map((name) => [name, take(name)]));
   }

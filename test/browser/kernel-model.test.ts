@@ -10,6 +10,7 @@ import { EmbeddingTable } from '../../src/convert/embeddings.js';
 import { IO } from '../../src/model/gpt-neo.js';
 import { loadConfig } from '../../src/model/config.js';
 import { GPTNeoForCausalLM } from '../../src/modeling/index.js';
+import { splitGraph } from '../../src/onnx/split.js';
 import { MODEL_FILE, WEIGHTS_FILE } from '../../src/onnx/write.js';
 import { RuntimeSession } from '../../src/runtime/session.js';
 import { SplitRunner } from '../../src/runtime/split-runner.js';
@@ -38,16 +39,10 @@ describe.each([
     const modelPath = path.join(target, MODEL_FILE);
     const embeddings = await EmbeddingTable.open(modelPath, IO.tokenEmbeddings);
     const weights = await readFile(path.join(target, WEIGHTS_FILE));
-    const one = { plain: wasm, shared: new Uint8Array(), startHelper: () => { throw new Error('one thread'); } };
-    const products = await QuantizedProducts.create(weights, 1, one);
-    let cut = 0;
-    const split = await SplitRunner.open(
-      await readFile(modelPath),
-      (node) => KERNEL_OPS.has(node.opType!) && ++cut > 0,
-      (bytes) => RuntimeSession.create(bytes, { threads: 1, externalDataFolder: target }),
-      products,
-    );
-    expect(cut).toBe(17); // 4 blocks x 4 products, and the head
+    const products = await QuantizedProducts.create(weights, { wasm, threads: 1 });
+    const pieces = splitGraph(await readFile(modelPath), (node) => KERNEL_OPS.has(node.opType!));
+    expect(pieces.cuts).toBe(17); // 4 blocks x 4 products, and the head
+    const split = await SplitRunner.open(pieces, (bytes) => RuntimeSession.create(bytes, { threads: 1, externalDataFolder: target }), products);
     const whole = await RuntimeSession.create(modelPath, { threads: 1 });
     const ours = GPTNeoForCausalLM.fromRuntime(config, format, split, embeddings);
     const theirs = GPTNeoForCausalLM.fromRuntime(config, format, whole, embeddings);

@@ -58,8 +58,7 @@ async function compare(format: WeightFormat, cutOps: string[]) {
   const whole = await RuntimeSession.create(path.join(target, MODEL_FILE), { threads: 1 });
   const kernel = oneNodeSessions(target);
   const split = await SplitRunner.open(
-    modelBytes,
-    (node) => cutOps.includes(node.opType!),
+    splitGraph(modelBytes, (node) => cutOps.includes(node.opType!)),
     (bytes) => RuntimeSession.create(bytes, { threads: 1, externalDataFolder: target }),
     kernel,
   );

@@ -6,13 +6,11 @@ import { OrtTensor } from '../../runtime/tensor.js';
 import { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from './linear-kernel.js';
 import { CONTROL_WORDS, floatBits, GENERATION, type HelperStart, INT4_PRODUCT, INT8_PRODUCT, type ProductJob, runProduct, STOP } from './threads.js';
 
-/** The kernel's WebAssembly builds: one over plain memory, one over shared memory for threads. */
-export interface LinearKernelBuilds {
-  plain: Uint8Array;
-  shared: Uint8Array;
-  /** Starts a helper thread (a module Worker running helper-thread.ts). */
-  startHelper: () => Worker;
-}
+/**
+ * The kernel's WebAssembly: `linear.wasm` for one thread; for more, `linear-shared.wasm` (over shared memory) and
+ * a way to start a helper thread (a module Worker running helper-thread.ts).
+ */
+export type LinearKernelBuild = { wasm: Uint8Array; threads: 1 } | { wasm: Uint8Array; threads: number; startHelper: () => Worker };
 
 /** The ops the kernel runs, as the converter writes them for q4 and q8 (src/convert/parameters.ts). */
 export const KERNEL_OPS: ReadonlySet<string> = new Set(['MatMulNBits', 'MatMulIntegerToFloat']);
@@ -56,13 +54,11 @@ export class QuantizedProducts implements CutNodeKernel {
     this.end = align(kernel.heapBase());
   }
 
-  /** `threads` above 1 needs shared memory (a cross-origin isolated page). */
-  static async create(weights: Uint8Array, threads: number, builds: LinearKernelBuilds): Promise<QuantizedProducts> {
-    const shared = threads > 1;
-    const memory = linearKernelMemoryFor(PAGE, shared);
-    const wasm = shared ? builds.shared : builds.plain;
-    const products = new QuantizedProducts(await instantiateLinearKernel(wasm, memory), memory, weights, threads);
-    if (shared) await products.startHelpers(wasm, builds.startHelper);
+  /** More than one thread needs shared memory (a cross-origin isolated page). */
+  static async create(weights: Uint8Array, build: LinearKernelBuild): Promise<QuantizedProducts> {
+    const memory = linearKernelMemoryFor(PAGE, build.threads > 1);
+    const products = new QuantizedProducts(await instantiateLinearKernel(build.wasm, memory), memory, weights, build.threads);
+    if ('startHelper' in build) await products.startHelpers(build.wasm, build.startHelper);
     return products;
   }
 
@@ -169,16 +165,13 @@ export class QuantizedProducts implements CutNodeKernel {
     const scaleBytes = this.bytesOf(aScale);
     if (scaleBytes.byteLength !== 4) throw new Error(`${label}: the activations' scale must be one float32`);
     const activationScale = new DataView(scaleBytes.buffer, scaleBytes.byteOffset, 4).getFloat32(0, true);
-    // The weights are copied as stored, then repacked into the kernel's layout, and the stored copy dropped.
-    const mark = this.end;
-    const stored = this.place(cut, 1, K * N, 'weights');
+    // Repacked into the kernel's layout from a copy as stored, which goes once packed (the next allocation reuses it).
     const packed = this.allocate(this.kernel.int8PackedBytes(K, N));
-    this.kernel.packInt8(stored, K, N, packed);
-    const size = this.kernel.int8PackedBytes(K, N);
-    new Uint8Array(this.memory.buffer).copyWithin(align(mark), packed, packed + size);
-    this.end = align(mark) + size;
+    const packedEnd = this.end;
+    this.kernel.packInt8(this.place(cut, 1, K * N, 'weights'), K, N, packed);
+    this.end = packedEnd;
     const scales = this.place(cut, 3, N * 4, 'weight scales');
-    const job: ProductJob = [INT8_PRODUCT, 0, 0, 0, K, align(mark), scales, floatBits(activationScale), 0, N];
+    const job: ProductJob = [INT8_PRODUCT, 0, 0, 0, K, packed, scales, floatBits(activationScale), 0, N];
     return { name: node.name ?? '', input: inputs[0]!, K, N, inputType: 'uint8', job };
   }
 
