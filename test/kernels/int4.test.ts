@@ -1,14 +1,10 @@
 // The page's 4-bit matmul kernel (kernels/linear.ts) against a plain reference of MatMulNBits at accuracy_level 4,
 // against ONNX Runtime's own MatMulNBits, and against the float product of the dequantized weights.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compiledKernels, expectColumnSplitsAgree, Heap, randomWords, runOnWorkers } from './kernel-heap.js';
+import { compiledKernels, expectColumnSplitsAgree, Heap, randomWords, runInOnnxRuntime, runOnWorkers } from './kernel-heap.js';
 import { type BlockQuantized, dequantizeBlockwise, quantizeBlockwise } from '../../src/convert/quantize.js';
 import { GraphBuilder } from '../../src/onnx/graph.js';
-import { MODEL_FILE, writeOnnxModel } from '../../src/onnx/write.js';
-import { OrtTensor, RuntimeSession } from '../../src/runtime/session.js';
+import { OrtTensor } from '../../src/runtime/session.js';
 
 /**
  * Float32 rounding in the kernel against the reference's float64, relative to the sum of the magnitudes of the
@@ -204,16 +200,7 @@ describe('int4 kernel against other computations of the same product', () => {
     ];
     const product = g.node('MatMulNBits', inputs, { K, N, bits: 4, block_size: 32, accuracy_level: 4 }, { domain: 'com.microsoft' });
     g.output(product, 'y', 'float32', [rows, N]);
-    const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-int4-'));
-    let expected: Float32Array;
-    try {
-      await writeOnnxModel(g, folder);
-      const session = await RuntimeSession.create(path.join(folder, MODEL_FILE), { threads: 1 });
-      expected = (await session.run({ x: new OrtTensor('float32', p.x, [rows, K]) })).y!.data as Float32Array;
-      await session.release();
-    } finally {
-      await rm(folder, { recursive: true, force: true });
-    }
+    const expected = await runInOnnxRuntime(g, { x: new OrtTensor('float32', p.x, [rows, K]) });
     const y = runKernel(await freshHeap(), p);
     let worst = 0;
     let largest = 0;

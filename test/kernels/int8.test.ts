@@ -1,14 +1,10 @@
 // The page's int8 matmul kernel (kernels/linear.ts, matmulInt8) against a plain reference of the
 // MatMulIntegerToFloat that q8 graphs hold (uint8 A, int8 B, scalar A scale, B scales per column, no zero points),
 // and against ONNX Runtime's own MatMulIntegerToFloat.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compiledKernels, expectColumnSplitsAgree, Heap, randomWords, runOnWorkers } from './kernel-heap.js';
+import { compiledKernels, expectColumnSplitsAgree, Heap, randomWords, runInOnnxRuntime, runOnWorkers } from './kernel-heap.js';
 import { GraphBuilder } from '../../src/onnx/graph.js';
-import { MODEL_FILE, writeOnnxModel } from '../../src/onnx/write.js';
-import { OrtTensor, RuntimeSession } from '../../src/runtime/session.js';
+import { OrtTensor } from '../../src/runtime/session.js';
 
 /** The integer sum is exact; what is left is two float32 roundings (the sum, then the product), under 1.2e-7 each. */
 const TOLERANCE = 1e-6;
@@ -180,16 +176,7 @@ describe('int8 kernel against ONNX Runtime', () => {
     const bScales = g.weight('b_scales', 'float32', [N], async () => p.bScales);
     const product = g.node('MatMulIntegerToFloat', [a, b, g.constFloat(p.aScale), bScales], {}, { domain: 'com.microsoft' });
     g.output(product, 'y', 'float32', [rows, N]);
-    const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-int8-'));
-    let expected: Float32Array;
-    try {
-      await writeOnnxModel(g, folder);
-      const session = await RuntimeSession.create(path.join(folder, MODEL_FILE), { threads: 1 });
-      expected = (await session.run({ a: new OrtTensor('uint8', p.a, [rows, K]) })).y!.data as Float32Array;
-      await session.release();
-    } finally {
-      await rm(folder, { recursive: true, force: true });
-    }
+    const expected = await runInOnnxRuntime(g, { a: new OrtTensor('uint8', p.a, [rows, K]) });
     const y = runKernel(await freshHeap(), p);
     const exact = referenceMatmul(p).exact;
     // Both sum exactly and, where this was written, agree to the bit; ONNX Runtime may order its scaling

@@ -1,12 +1,17 @@
 // What the kernel tests share: the builds (rebuilt when older than their sources), a bump allocator in the
 // kernel's memory, a reproducible random sequence, and a product run by worker threads over one shared memory.
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { expect } from 'vitest';
 import { buildKernels, KERNELS_DIST } from '../../scripts/build-kernels.mjs';
 import { instantiateLinearKernel, type LinearKernel, linearKernelMemoryFor } from '../../src/browser/kernels/linear-kernel.js';
+import type { GraphBuilder } from '../../src/onnx/graph.js';
+import { MODEL_FILE, writeOnnxModel } from '../../src/onnx/write.js';
+import { type OrtTensor, RuntimeSession } from '../../src/runtime/session.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SOURCES = ['kernels/linear.ts', 'scripts/build-kernels.mjs'].map((file) => path.join(ROOT, file));
@@ -98,4 +103,18 @@ export function expectColumnSplitsAgree(run: (ranges?: Array<[number, number]>) 
   }
   const part = run([[5, 9]]);
   for (let i = 0; i < part.length; i++) if (i % N < 5 || i % N >= 9) expect(part[i]).toBe(0);
+}
+
+/** Runs a graph once in onnxruntime-node (one thread), written to a temporary folder: the op the kernel replaces. */
+export async function runInOnnxRuntime(graph: GraphBuilder, feeds: Record<string, OrtTensor>): Promise<Float32Array> {
+  const folder = await mkdtemp(path.join(os.tmpdir(), 'gpt-neo-kernel-op-'));
+  try {
+    await writeOnnxModel(graph, folder);
+    const session = await RuntimeSession.create(path.join(folder, MODEL_FILE), { threads: 1 });
+    const { y } = await session.run(feeds);
+    await session.release();
+    return y!.data as Float32Array;
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
 }
